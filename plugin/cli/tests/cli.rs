@@ -1,0 +1,156 @@
+//! The `gateward` binary on the quick start's sample files: the decisions, exit codes and
+//! messages a user sees.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn gateward(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gateward"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn check(token: &str, path: &str) -> (i32, Value, String) {
+    let config = examples().join("github-deploy.json");
+    let token = examples().join("tokens").join(format!("{token}.jwt"));
+    let out = gateward(&[
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "--token",
+        token.to_str().unwrap(),
+        "--now",
+        "1760000000",
+        "--method",
+        "POST",
+        "--path",
+        path,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap(),
+        json,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn allowed_token_exits_zero_with_headers() {
+    let (code, json, _) = check("allowed", "/deploy");
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["decision"], "allow");
+    assert_eq!(json["issuer"], "github");
+    let headers = json["headers"].to_string();
+    assert!(
+        headers.contains("x-ci-repository") && headers.contains("octo-org/deploy"),
+        "{headers}"
+    );
+}
+
+#[test]
+fn each_bad_token_exits_one_with_its_code() {
+    for (token, path, code) in [
+        ("malformed", "/deploy", "token_malformed"),
+        ("expired", "/deploy", "expired"),
+        ("wrong-audience", "/deploy", "audience_mismatch"),
+        ("wrong-key", "/deploy", "signature_invalid"),
+        ("feature-branch", "/deploy", "policy_denied"),
+        ("allowed", "/admin", "policy_denied"),
+    ] {
+        let (exit, json, _) = check(token, path);
+        assert_eq!(exit, 1, "{token}: {json}");
+        assert_eq!(json["decision"], "deny", "{token}");
+        assert_eq!(json["code"], code, "{token}: {json}");
+    }
+    let (_, json, _) = check("feature-branch", "/deploy");
+    assert_eq!(
+        json["message"],
+        "deploys must come from refs/heads/main, not refs/heads/feature/x"
+    );
+    let (_, json, _) = check("expired", "/deploy");
+    assert!(json["www_authenticate"]
+        .as_str()
+        .unwrap()
+        .contains("error=\"invalid_token\""));
+}
+
+#[test]
+fn broken_config_prints_every_error_and_exits_two() {
+    let dir = std::env::temp_dir().join(format!("gateward-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.json");
+    std::fs::write(
+        &path,
+        r#"{"issuers": [{"name": "x", "issuer": "https://x.example", "audiences": [], "jwks_uri": "ftp://x"},
+                        {"name": "y", "issuer": "https://y.example", "audiences": ["a"], "algorithms": ["HS256"], "discovery": true}],
+            "policy": {"modules": [{"file": "missing.rego"}]}}"#,
+    )
+    .unwrap();
+    let out = gateward(&["config", "validate", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for want in [
+        "issuers[0].audiences: must not be empty",
+        "issuers[0].jwks_uri: must be an https:// URL",
+        "issuers[1].algorithms[0]: \"HS256\"",
+        "policy.modules[0].file: missing.rego",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+    let out = gateward(&["check", "--config", path.to_str().unwrap(), "--token", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn valid_config_summary_and_unreadable_files() {
+    let config = examples().join("github-deploy.json");
+    let out = gateward(&["config", "validate", config.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("issuer github: https://token.actions.githubusercontent.com"));
+    let out = gateward(&["check", "--config", "/nonexistent.json", "--token", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent.json"));
+    let out = gateward(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn inspect_marks_unverified_and_shows_human_times() {
+    let token = examples().join("tokens/expired.jwt");
+    let out = gateward(&[
+        "token",
+        "inspect",
+        token.to_str().unwrap(),
+        "--now",
+        "1760000000",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["warning"].as_str().unwrap().starts_with("UNVERIFIED"));
+    assert_eq!(json["claims"]["repository"], "octo-org/deploy");
+    assert_eq!(json["times"]["exp"], "2025-10-09T08:43:20Z (10 min ago)");
+    let bad = examples().join("tokens/malformed.jwt");
+    let out = gateward(&["token", "inspect", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}

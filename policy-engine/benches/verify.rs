@@ -1,0 +1,63 @@
+//! Native cost of one decision per algorithm: parse + verify + claims + a realistic policy.
+//! `cargo bench -p policy-engine --bench verify`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gateward_devkit::{claims, fixtures, jwks, mint, SigningKey};
+use policy_engine::{Gate, Request};
+use serde_json::json;
+
+const NOW: i64 = 1_760_000_000;
+const AUD: &str = "https://github.com/octo-org";
+
+fn gate_for(key: &SigningKey, policy: bool) -> Gate {
+    let mut config = json!({
+        "issuers": [{
+            "name": "github", "preset": "github-actions", "audiences": [AUD],
+            "algorithms": [key.default_alg().name()],
+            "jwks": jwks(&[("k", key)]),
+        }],
+    });
+    if policy {
+        config["policy"] =
+            json!({"modules": [{"rego": include_str!("../../examples/deploy.rego")}]});
+    }
+    Gate::from_json(&config.to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn bench(c: &mut Criterion) {
+    let keys = [
+        ("RS256", fixtures::rsa_a()),
+        ("ES256", fixtures::p256()),
+        ("ES384", fixtures::p384()),
+        ("EdDSA", fixtures::ed25519()),
+    ];
+    for (name, key) in keys {
+        let token = mint(&key, Some("k"), &claims::github_actions(NOW - 10, AUD)).unwrap();
+        let headers = vec![("authorization".to_string(), format!("Bearer {token}"))];
+        let req = Request {
+            method: "POST",
+            path: "/deploy",
+            host: "api",
+            headers: &headers,
+        };
+        for (label, with_policy) in [("verify", false), ("verify+policy", true)] {
+            let gate = gate_for(&key, with_policy);
+            assert!(gate
+                .check(&req, &|id, _| gate.static_keys(id), NOW)
+                .is_allow());
+            c.bench_function(&format!("{name} {label}"), |b| {
+                b.iter(|| gate.check(&req, &|id, _| gate.static_keys(id), NOW))
+            });
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

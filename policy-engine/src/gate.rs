@@ -1,0 +1,937 @@
+//! [`Gate`]: a validated configuration, compiled once, that turns one request into one
+//! [`Decision`]. Front ends call it in steps (locate → route → verify → authorize) so they can
+//! fetch keys or consult caches between steps, or all at once with [`Gate::check`].
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::alg::Algorithm;
+use crate::claims::{self, ClaimRules};
+use crate::config::{ClaimHeader, Config, ConfigErrors, IssuerConfig, Mode};
+use crate::decision::{Allow, Decision, Deny, DenyCode};
+use crate::jws::{self, JwsError, UntrustedToken};
+use crate::keys::{Key, KeySet, PublicKey};
+use crate::policy::{Module, Policy};
+use crate::presets::{self, Preset};
+use crate::request::{self, Request, TokenSource};
+use crate::{headers, verify};
+
+/// Index of an issuer in [`Gate::issuers`].
+pub type IssuerId = usize;
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// Keys given in the config (inline JWKS and/or PEM).
+    Static(KeySet),
+    /// A JWKS URL the host fetches.
+    JwksUri(String),
+    /// An OIDC discovery document URL the host fetches; its `jwks_uri` gives the keys.
+    Discovery(String),
+}
+
+/// One trusted issuer, validated.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    /// Config name.
+    pub name: String,
+    /// Where its keys come from.
+    pub keys: KeySource,
+    /// Accepted algorithms.
+    pub algorithms: Vec<Algorithm>,
+    /// Claim rules (holds the exact `iss`).
+    pub rules: ClaimRules,
+    /// The preset, if any.
+    pub preset: Option<&'static Preset>,
+}
+
+impl Issuer {
+    /// The exact `iss` value.
+    pub fn iss(&self) -> &str {
+        &self.rules.issuer
+    }
+}
+
+/// A token found in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located<'r> {
+    /// The token text.
+    pub token: &'r str,
+    /// Which configured source held it (index into [`Gate::token_sources`]).
+    pub source: usize,
+}
+
+/// How to remove the token from the upstream request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strip {
+    /// Remove this header.
+    Header(String),
+    /// Replace `:path` with this (the query parameter removed).
+    Path(String),
+    /// Replace the `Cookie` header with this, or remove it when None.
+    Cookie(Option<String>),
+}
+
+/// A token whose signature and claims have been verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// Which issuer signed it.
+    pub issuer: IssuerId,
+    /// Its protected header.
+    pub header: Map<String, Value>,
+    /// Its claims.
+    pub claims: Map<String, Value>,
+    /// Its `exp`.
+    pub expires_at: i64,
+}
+
+impl Verified {
+    /// The `sub` claim.
+    pub fn subject(&self) -> Option<&str> {
+        self.claims.get("sub").and_then(Value::as_str)
+    }
+    /// The `jti` claim.
+    pub fn jti(&self) -> Option<&str> {
+        self.claims.get("jti").and_then(Value::as_str)
+    }
+}
+
+/// A compiled, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    issuers: Vec<Issuer>,
+    token_sources: Vec<TokenSource>,
+    max_token_bytes: usize,
+    policy: Option<Policy>,
+    claims_to_headers: Vec<ClaimHeader>,
+    separator: String,
+    forward_token: bool,
+    mode: Mode,
+    realm: String,
+    warnings: Vec<String>,
+}
+
+/// Resolves a policy module's `file` to its text; hosts without files refuse.
+pub type Resolver<'a> = &'a mut dyn FnMut(&str) -> Result<String, String>;
+
+impl Gate {
+    /// Parses and validates a JSON config whose modules are all inline.
+    pub fn from_json(text: &str) -> Result<Gate, ConfigErrors> {
+        let config = Config::from_json(text)?;
+        Gate::new(&config, &mut |_| {
+            Err(String::from(
+                "this host cannot read files: give the module inline as `rego`",
+            ))
+        })
+    }
+
+    /// Validates `config`, compiles its policy and parses its static keys, reporting every
+    /// problem at once.
+    pub fn new(config: &Config, resolve: Resolver<'_>) -> Result<Gate, ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        let mut warnings = Vec::new();
+        let policy_text = policy_texts(config, resolve, &mut errors);
+        let issuers = validate_issuers(config, &policy_text, &mut errors, &mut warnings);
+        validate_requests(config, &mut errors);
+        let policy = match (&config.policy, errors.is_empty()) {
+            (Some(p), true) => {
+                match Policy::compile(&policy_text, p.data.as_ref(), &p.entrypoint) {
+                    Ok(policy) => Some(policy),
+                    Err(es) => {
+                        for e in es {
+                            errors.push("policy", e);
+                        }
+                        None
+                    }
+                }
+            }
+            (None, _) => {
+                warnings.push(String::from(
+                    "policy: none configured; every token that verifies is allowed",
+                ));
+                None
+            }
+            (Some(_), false) => None,
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Gate {
+            issuers,
+            token_sources: config.token_sources.clone(),
+            max_token_bytes: config.max_token_bytes,
+            policy,
+            claims_to_headers: config.claims_to_headers.clone(),
+            separator: config.claims_header_separator.clone(),
+            forward_token: config.forward_token,
+            mode: config.mode,
+            realm: config.realm.clone(),
+            warnings,
+        })
+    }
+
+    /// The trusted issuers.
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+    /// Warnings found while validating (the config is usable, but probably not what was meant).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    /// `enforce` or `report`.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// The `WWW-Authenticate` realm.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+    /// The configured token sources.
+    pub fn token_sources(&self) -> &[TokenSource] {
+        &self.token_sources
+    }
+    /// The keys given in the config for issuer `id`, if its keys are static.
+    pub fn static_keys(&self, id: IssuerId) -> Option<&KeySet> {
+        match &self.issuers.get(id)?.keys {
+            KeySource::Static(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The compiled policy, if any.
+    pub fn policy(&self) -> Option<&Policy> {
+        self.policy.as_ref()
+    }
+
+    /// Finds the one token in `req`. No token is `token_missing`; tokens in more than one place
+    /// (or twice in one) are `token_ambiguous`, since which one is authorised would be unclear.
+    pub fn locate<'r>(&self, req: &Request<'r>) -> Result<Located<'r>, Deny> {
+        let mut found: Option<Located<'r>> = None;
+        for (source, ts) in self.token_sources.iter().enumerate() {
+            for token in ts.find(req) {
+                if found.is_some() {
+                    return Err(Deny::new(
+                        DenyCode::TokenAmbiguous,
+                        "request carries more than one token",
+                    ));
+                }
+                found = Some(Located { token, source });
+            }
+        }
+        found.ok_or_else(|| Deny::new(DenyCode::TokenMissing, "no token in the request"))
+    }
+
+    /// Parses a token and picks its issuer by exact `iss`.
+    pub fn route<'t>(&self, token: &'t str) -> Result<(UntrustedToken<'t>, IssuerId), Deny> {
+        let parsed = jws::parse(token, self.max_token_bytes).map_err(|e| {
+            let code = match e {
+                JwsError::TooLarge { .. } => DenyCode::TokenTooLarge,
+                JwsError::Algorithm(_) => DenyCode::AlgNotAllowed,
+                _ => DenyCode::TokenMalformed,
+            };
+            Deny::new(code, e.to_string())
+        })?;
+        let Some(iss) = parsed.issuer() else {
+            return Err(Deny::new(
+                DenyCode::IssuerUntrusted,
+                "token has no string iss",
+            ));
+        };
+        match self.issuers.iter().position(|i| i.iss() == iss) {
+            Some(id) => Ok((parsed, id)),
+            None => Err(Deny::new(
+                DenyCode::IssuerUntrusted,
+                format!("issuer {:?} is not trusted", truncate(iss, 120)),
+            )),
+        }
+    }
+
+    /// Verifies a routed token's signature with `keys` and checks its claims at `now`.
+    pub fn verify(
+        &self,
+        token: &UntrustedToken<'_>,
+        id: IssuerId,
+        keys: &KeySet,
+        now: i64,
+    ) -> Result<Verified, Deny> {
+        let Some(issuer) = self.issuers.get(id) else {
+            return Err(Deny::new(DenyCode::InternalError, "unknown issuer id"));
+        };
+        let deny = |code, msg: String| {
+            let mut d = Deny::new(code, msg);
+            d.issuer = Some(issuer.name.clone());
+            d
+        };
+        if !issuer.algorithms.contains(&token.alg) {
+            return Err(deny(
+                DenyCode::AlgNotAllowed,
+                format!(
+                    "alg {} is not allowed for issuer {}",
+                    token.alg, issuer.name
+                ),
+            ));
+        }
+        let kid = token.kid.as_deref();
+        let mut candidates = keys.candidates(kid, token.alg).peekable();
+        if candidates.peek().is_none() {
+            let msg = match kid {
+                Some(k) if keys.has_kid(k) => format!("key {k:?} cannot verify {}", token.alg),
+                Some(k) => format!("no key with kid {:?}", truncate(k, 64)),
+                None => format!("no {} key for a token without kid", token.alg),
+            };
+            return Err(deny(DenyCode::KeyNotFound, msg));
+        }
+        let message = token.signing_input.as_bytes();
+        if !candidates
+            .any(|k| verify::verify_signature(token.alg, &k.key, message, &token.signature))
+        {
+            return Err(deny(
+                DenyCode::SignatureInvalid,
+                String::from("signature does not verify"),
+            ));
+        }
+        let expires_at = claims::check(&token.claims, &issuer.rules, now)
+            .map_err(|e| deny(e.code, e.message))?;
+        if let Some(p) = issuer.preset {
+            (p.check_claims)(&token.claims).map_err(|m| deny(DenyCode::ClaimInvalid, m))?;
+        }
+        Ok(Verified {
+            issuer: id,
+            header: token.header.clone(),
+            claims: token.claims.clone(),
+            expires_at,
+        })
+    }
+
+    /// Runs the policy for a verified token and builds the decision.
+    pub fn authorize(
+        &self,
+        verified: &Verified,
+        req: &Request<'_>,
+        located: &Located<'_>,
+        now: i64,
+    ) -> Decision {
+        let issuer_name = self
+            .issuers
+            .get(verified.issuer)
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        let subject = verified.subject().map(ToString::to_string);
+        let verdict = match &self.policy {
+            None => crate::policy::Verdict {
+                allow: true,
+                ..Default::default()
+            },
+            Some(policy) => {
+                match policy.evaluate(self.input(verified, &issuer_name, req, located, now)) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let mut d = Deny::new(DenyCode::PolicyError, e);
+                        d.issuer = Some(issuer_name);
+                        d.subject = subject;
+                        return Decision::Deny(d);
+                    }
+                }
+            }
+        };
+        if !verdict.allow {
+            let mut d = Deny::new(
+                DenyCode::PolicyDenied,
+                verdict
+                    .reason
+                    .unwrap_or_else(|| String::from("denied by policy")),
+            );
+            d.status = verdict.status.unwrap_or(d.status);
+            d.issuer = Some(issuer_name);
+            d.subject = subject;
+            d.response_headers = verdict.response_headers;
+            return Decision::Deny(d);
+        }
+        let mut headers = self.claim_headers(&verified.claims);
+        headers.extend(verdict.headers);
+        let mut remove_headers: Vec<String> = self
+            .claims_to_headers
+            .iter()
+            .map(|c| c.header.to_ascii_lowercase())
+            .collect();
+        for (k, _) in &headers {
+            if !remove_headers.contains(k) {
+                remove_headers.push(k.clone());
+            }
+        }
+        Decision::Allow(Allow {
+            issuer: issuer_name,
+            subject,
+            jti: verified.jti().map(ToString::to_string),
+            headers,
+            remove_headers,
+            strip_token: if self.forward_token {
+                None
+            } else {
+                self.strip(req, located)
+            },
+            reason: verdict.reason,
+            expires_at: verified.expires_at,
+        })
+    }
+
+    /// All steps at once. `keys` supplies each issuer's key set (None: unavailable).
+    pub fn check<'g>(
+        &'g self,
+        req: &Request<'_>,
+        keys: &dyn Fn(IssuerId, &'g Issuer) -> Option<&'g KeySet>,
+        now: i64,
+    ) -> Decision {
+        let result = (|| {
+            let located = self.locate(req)?;
+            let (token, id) = self.route(located.token)?;
+            let issuer = self
+                .issuers
+                .get(id)
+                .ok_or_else(|| Deny::new(DenyCode::InternalError, "issuer"))?;
+            let Some(keyset) = keys(id, issuer) else {
+                let mut d = Deny::new(
+                    DenyCode::KeysUnavailable,
+                    format!("keys for issuer {} are unavailable", issuer.name),
+                );
+                d.issuer = Some(issuer.name.clone());
+                return Err(d);
+            };
+            let verified = self.verify(&token, id, keyset, now)?;
+            Ok(self.authorize(&verified, req, &located, now))
+        })();
+        result.unwrap_or_else(Decision::Deny)
+    }
+
+    /// How to remove the located token from the upstream request.
+    pub fn strip(&self, req: &Request<'_>, located: &Located<'_>) -> Option<Strip> {
+        let source = self.token_sources.get(located.source)?;
+        if let Some(h) = &source.header {
+            Some(Strip::Header(h.to_ascii_lowercase()))
+        } else if let Some(q) = &source.query {
+            Some(Strip::Path(request::strip_query_param(req.path, q)))
+        } else {
+            let name = source.cookie.as_deref()?;
+            let all: Vec<&str> = req.header_values("cookie").collect();
+            Some(Strip::Cookie(request::strip_cookie(&all.join("; "), name)))
+        }
+    }
+
+    fn claim_headers(&self, claims: &Map<String, Value>) -> Vec<(String, String)> {
+        let scalar = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
+        self.claims_to_headers
+            .iter()
+            .filter_map(|c| {
+                let value = match claims.get(&c.claim)? {
+                    Value::Array(items) => {
+                        let parts: Option<Vec<String>> = items.iter().map(scalar).collect();
+                        parts?.join(&self.separator)
+                    }
+                    v => scalar(v)?,
+                };
+                // A claim that would break the header is dropped rather than mangled.
+                headers::valid_value(&value).then(|| (c.header.to_ascii_lowercase(), value))
+            })
+            .collect()
+    }
+
+    /// The policy input document (`docs/policy-input.md`).
+    pub fn input(
+        &self,
+        verified: &Verified,
+        issuer: &str,
+        req: &Request<'_>,
+        located: &Located<'_>,
+        now: i64,
+    ) -> regorus::Value {
+        let source = self.token_sources.get(located.source);
+        let token_header = source.and_then(|s| s.header.as_deref());
+        let token_cookie = source.and_then(|s| s.cookie.is_some().then_some("cookie"));
+        let token_query = source.and_then(|s| s.query.as_deref());
+        let mut hdrs = Map::new();
+        for (k, v) in req.headers {
+            let k = k.to_ascii_lowercase();
+            // The token itself never reaches the policy (a `print` could log it).
+            if Some(k.as_str()) == token_header.map(str::to_ascii_lowercase).as_deref()
+                || Some(k.as_str()) == token_cookie
+                || k.starts_with(':')
+            {
+                continue;
+            }
+            match hdrs.get_mut(&k) {
+                Some(Value::String(existing)) => {
+                    existing.push_str(if k == "cookie" { "; " } else { ", " });
+                    existing.push_str(v);
+                }
+                _ => {
+                    hdrs.insert(k, Value::String(v.clone()));
+                }
+            }
+        }
+        let mut query = Map::new();
+        for kv in req
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|s| !s.is_empty())
+        {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            if Some(k) == token_query {
+                continue;
+            }
+            if let Value::Array(vals) = query
+                .entry(request::percent_decode(k))
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                vals.push(Value::String(request::percent_decode(v)));
+            }
+        }
+        let input = serde_json::json!({
+            "token": {
+                "header": Value::Object(verified.header.clone()),
+                "claims": Value::Object(verified.claims.clone()),
+                "issuer": issuer,
+            },
+            "request": {
+                "method": req.method,
+                "path": req.path_only(),
+                "query": Value::Object(query),
+                "host": req.host,
+                "headers": Value::Object(hdrs),
+            },
+            "now": now,
+        });
+        regorus::Value::from(input)
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Resolves every policy module to its text, recording problems.
+fn policy_texts(config: &Config, resolve: Resolver<'_>, errors: &mut ConfigErrors) -> Vec<Module> {
+    let Some(policy) = &config.policy else {
+        return Vec::new();
+    };
+    if policy.modules.is_empty() {
+        errors.push("policy.modules", "must not be empty");
+    }
+    let mut out = Vec::new();
+    for (i, m) in policy.modules.iter().enumerate() {
+        let path = format!("policy.modules[{i}]");
+        let text = match (&m.rego, &m.file) {
+            (Some(text), None) => text.clone(),
+            (None, Some(file)) => match resolve(file) {
+                Ok(text) => text,
+                Err(e) => {
+                    errors.push(format!("{path}.file"), format!("{file}: {e}"));
+                    continue;
+                }
+            },
+            _ => {
+                errors.push(path, "give exactly one of `rego` (inline text) or `file`");
+                continue;
+            }
+        };
+        let name = m.name.clone().or_else(|| m.file.clone()).unwrap_or(path);
+        out.push(Module { name, text });
+    }
+    if let Some(data) = &policy.data {
+        if !data.is_object() {
+            errors.push("policy.data", "must be a JSON object");
+        }
+    }
+    out
+}
+
+fn is_fetchable_url(url: &str) -> bool {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    url.starts_with("https://")
+        || loopback.iter().any(|l| {
+            url.strip_prefix(l).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with(':') || rest.starts_with('/')
+            })
+        })
+}
+
+fn validate_issuers(
+    config: &Config,
+    policy: &[Module],
+    errors: &mut ConfigErrors,
+    warnings: &mut Vec<String>,
+) -> Vec<Issuer> {
+    if config.issuers.is_empty() {
+        errors.push("issuers", "must list at least one issuer");
+    }
+    let mut out: Vec<Issuer> = Vec::new();
+    for (i, ic) in config.issuers.iter().enumerate() {
+        let at = |f: &str| format!("issuers[{i}].{f}");
+        let before = errors.0.len();
+        if ic.name.is_empty() {
+            errors.push(at("name"), "must not be empty");
+        } else if config.issuers.iter().take(i).any(|o| o.name == ic.name) {
+            errors.push(
+                at("name"),
+                format!("{:?} is used by an earlier issuer", ic.name),
+            );
+        }
+        let preset = match ic.preset.as_deref() {
+            None => None,
+            Some(name) => match presets::lookup(name) {
+                Some(p) => Some(p),
+                None => {
+                    let names: Vec<&str> = presets::names().collect();
+                    errors.push(
+                        at("preset"),
+                        format!(
+                            "unknown preset {name:?}; expected one of: {}",
+                            names.join(", ")
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let iss = match (&ic.issuer, preset.and_then(|p| p.default_issuer)) {
+            (Some(iss), _) => iss.clone(),
+            (None, Some(default)) => default.to_string(),
+            (None, None) => {
+                errors.push(
+                    at("issuer"),
+                    if preset.is_some() {
+                        "required: this preset has no default issuer"
+                    } else {
+                        "required"
+                    },
+                );
+                String::new()
+            }
+        };
+        if let (Some(p), false) = (preset, iss.is_empty()) {
+            if let Err(e) = (p.check_issuer)(&iss) {
+                errors.push(
+                    at("issuer"),
+                    format!("not a {} issuer: {e}", p.display_name),
+                );
+            }
+        }
+        if !iss.is_empty()
+            && config
+                .issuers
+                .iter()
+                .take(i)
+                .any(|o| o.issuer.as_deref() == Some(iss.as_str()))
+        {
+            errors.push(
+                at("issuer"),
+                format!("{iss:?} is configured twice; merge the audiences into one issuer"),
+            );
+        }
+        if ic.audiences.is_empty() {
+            errors.push(at("audiences"), "must not be empty");
+        }
+        for (j, a) in ic.audiences.iter().enumerate() {
+            if a.is_empty() {
+                errors.push(format!("issuers[{i}].audiences[{j}]"), "must not be empty");
+            }
+        }
+        let algorithms = issuer_algorithms(ic, preset, i, errors);
+        let keys = issuer_keys(ic, preset, &iss, i, errors, warnings);
+        if ic.leeway_seconds > 600 {
+            errors.push(
+                at("leeway_seconds"),
+                "must be at most 600: a larger skew defeats expiry",
+            );
+        }
+        if ic.max_lifetime_seconds == Some(0) {
+            errors.push(at("max_lifetime_seconds"), "must be positive");
+        }
+        for (j, r) in ic.require.iter().enumerate() {
+            if r.is_empty() {
+                errors.push(format!("issuers[{i}].require[{j}]"), "must not be empty");
+            }
+        }
+        let mut require: Vec<String> = preset
+            .map(|p| p.required_claims.iter().map(|c| c.to_string()).collect())
+            .unwrap_or_default();
+        require.extend(
+            ic.require
+                .iter()
+                .filter(|r| !require.contains(r))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        if let Some(p) = preset {
+            if (p.shared_issuer)(&iss) {
+                let pinned = p.org_pin_claims.iter().any(|c| {
+                    ic.require.iter().any(|r| r == c) || policy.iter().any(|m| m.text.contains(c))
+                });
+                if !pinned {
+                    warnings.push(format!(
+                        "issuers[{i}] ({}): {iss} issues tokens to every {} organisation; pin yours in the policy or `require` (one of: {})",
+                        ic.name,
+                        p.display_name,
+                        p.org_pin_claims.join(", ")
+                    ));
+                }
+            }
+        }
+        if errors.0.len() == before {
+            out.push(Issuer {
+                name: ic.name.clone(),
+                keys,
+                algorithms,
+                rules: ClaimRules {
+                    issuer: iss,
+                    audiences: ic.audiences.clone(),
+                    leeway_seconds: ic.leeway_seconds,
+                    max_lifetime_seconds: ic
+                        .max_lifetime_seconds
+                        .or(preset.and_then(|p| p.max_lifetime_seconds)),
+                    require,
+                },
+                preset,
+            });
+        }
+    }
+    out
+}
+
+fn issuer_algorithms(
+    ic: &IssuerConfig,
+    preset: Option<&Preset>,
+    i: usize,
+    errors: &mut ConfigErrors,
+) -> Vec<Algorithm> {
+    let Some(names) = &ic.algorithms else {
+        // A preset without a list (`generic`) gets the same default as no preset.
+        return match preset.map(|p| p.algorithms) {
+            Some(algs) if !algs.is_empty() => algs.to_vec(),
+            _ => alloc::vec![Algorithm::RS256],
+        };
+    };
+    if names.is_empty() {
+        errors.push(format!("issuers[{i}].algorithms"), "must not be empty");
+    }
+    let mut out = Vec::new();
+    for (j, n) in names.iter().enumerate() {
+        match Algorithm::from_name(n) {
+            Some(a) => out.push(a),
+            None => {
+                let why =
+                    if n.eq_ignore_ascii_case("none") || n.to_ascii_uppercase().starts_with("HS") {
+                        "unsecured and HMAC algorithms are never accepted"
+                    } else {
+                        "not supported"
+                    };
+                let all: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+                errors.push(
+                    format!("issuers[{i}].algorithms[{j}]"),
+                    format!("{n:?}: {why}; supported: {}", all.join(", ")),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn issuer_keys(
+    ic: &IssuerConfig,
+    preset: Option<&Preset>,
+    iss: &str,
+    i: usize,
+    errors: &mut ConfigErrors,
+    warnings: &mut Vec<String>,
+) -> KeySource {
+    let has_static = ic.jwks.is_some() || !ic.pem_keys.is_empty();
+    let sources =
+        usize::from(has_static) + usize::from(ic.jwks_uri.is_some()) + usize::from(ic.discovery);
+    if sources > 1 {
+        errors.push(
+            format!("issuers[{i}]"),
+            "give keys one way: `jwks`/`pem_keys`, `jwks_uri`, or `discovery`",
+        );
+    }
+    if has_static {
+        let mut set = KeySet::default();
+        if let Some(jwks) = &ic.jwks {
+            match serde_json::to_vec(jwks)
+                .map_err(|e| e.to_string())
+                .and_then(|b| KeySet::from_jwks(&b).map_err(|e| e.to_string()))
+            {
+                Ok(s) => {
+                    for skipped in &s.skipped {
+                        warnings.push(format!("issuers[{i}].jwks.{skipped}"));
+                    }
+                    set.keys.extend(s.keys);
+                }
+                Err(e) => errors.push(format!("issuers[{i}].jwks"), e),
+            }
+        }
+        for (j, pk) in ic.pem_keys.iter().enumerate() {
+            let at = format!("issuers[{i}].pem_keys[{j}]");
+            let alg = match pk.alg.as_deref().map(|a| (a, Algorithm::from_name(a))) {
+                None => None,
+                Some((_, Some(a))) => Some(a),
+                Some((a, None)) => {
+                    errors.push(
+                        format!("{at}.alg"),
+                        format!("{a:?} is not a supported algorithm"),
+                    );
+                    None
+                }
+            };
+            match PublicKey::from_pem(&pk.pem) {
+                Ok(key) => {
+                    if let Some(a) = alg.filter(|a| a.key_family() != key.family()) {
+                        errors.push(
+                            format!("{at}.alg"),
+                            format!("{a} does not fit a {} key", key.describe()),
+                        );
+                    }
+                    set.keys.push(Key {
+                        kid: pk.kid.clone(),
+                        alg,
+                        key,
+                    });
+                }
+                Err(e) => errors.push(format!("{at}.pem"), e.to_string()),
+            }
+        }
+        return KeySource::Static(set);
+    }
+    if let Some(uri) = &ic.jwks_uri {
+        if !is_fetchable_url(uri) {
+            errors.push(
+                format!("issuers[{i}].jwks_uri"),
+                "must be an https:// URL (http:// only on loopback)",
+            );
+        }
+        return KeySource::JwksUri(uri.clone());
+    }
+    let discovery = || {
+        format!(
+            "{}/.well-known/openid-configuration",
+            iss.trim_end_matches('/')
+        )
+    };
+    if ic.discovery {
+        if !iss.is_empty() && !is_fetchable_url(iss) {
+            errors.push(
+                format!("issuers[{i}].discovery"),
+                "needs an https:// issuer (http:// only on loopback)",
+            );
+        }
+        return KeySource::Discovery(discovery());
+    }
+    match preset {
+        Some(p) => match (p.jwks_uri)(iss) {
+            Some(uri) => KeySource::JwksUri(uri),
+            None => KeySource::Discovery(discovery()),
+        },
+        None => {
+            errors.push(
+                format!("issuers[{i}]"),
+                "no keys: give `jwks`, `pem_keys`, `jwks_uri`, or `discovery: true`",
+            );
+            KeySource::Static(KeySet::default())
+        }
+    }
+}
+
+fn validate_requests(config: &Config, errors: &mut ConfigErrors) {
+    if config.token_sources.is_empty() {
+        errors.push("token_sources", "must not be empty");
+    }
+    for (i, ts) in config.token_sources.iter().enumerate() {
+        let n = usize::from(ts.header.is_some())
+            + usize::from(ts.query.is_some())
+            + usize::from(ts.cookie.is_some());
+        if n != 1 {
+            errors.push(
+                format!("token_sources[{i}]"),
+                "give exactly one of `header`, `query` or `cookie`",
+            );
+        }
+        if ts.prefix.is_some() && ts.header.is_none() {
+            errors.push(
+                format!("token_sources[{i}].prefix"),
+                "only applies to a `header` source",
+            );
+        }
+        if ts
+            .header
+            .as_deref()
+            .is_some_and(|h| !headers::valid_name(h))
+        {
+            errors.push(
+                format!("token_sources[{i}].header"),
+                "is not a valid header name",
+            );
+        }
+        for (f, v) in [("query", &ts.query), ("cookie", &ts.cookie)] {
+            if v.as_deref().is_some_and(str::is_empty) {
+                errors.push(format!("token_sources[{i}].{f}"), "must not be empty");
+            }
+        }
+    }
+    if !(64..=65_536).contains(&config.max_token_bytes) {
+        errors.push("max_token_bytes", "must be between 64 and 65536");
+    }
+    for (i, c) in config.claims_to_headers.iter().enumerate() {
+        if c.claim.is_empty() {
+            errors.push(format!("claims_to_headers[{i}].claim"), "must not be empty");
+        }
+        if !headers::valid_name(&c.header) {
+            errors.push(
+                format!("claims_to_headers[{i}].header"),
+                format!("{:?} is not a valid header name", c.header),
+            );
+        }
+        let token_header = config.token_sources.iter().any(|t| {
+            t.header
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&c.header))
+        });
+        if token_header {
+            errors.push(
+                format!("claims_to_headers[{i}].header"),
+                "is a token source header",
+            );
+        }
+        if config
+            .claims_to_headers
+            .iter()
+            .take(i)
+            .any(|o| o.header.eq_ignore_ascii_case(&c.header))
+        {
+            errors.push(format!("claims_to_headers[{i}].header"), "is set twice");
+        }
+    }
+    if !headers::valid_value(&config.claims_header_separator) {
+        errors.push(
+            "claims_header_separator",
+            "must not contain control characters",
+        );
+    }
+    if config.realm.is_empty()
+        || config.realm.contains(['"', '\\'])
+        || !headers::valid_value(&config.realm)
+    {
+        errors.push(
+            "realm",
+            "must be non-empty printable text without quotes or backslashes",
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! Rego policies on regorus: compiled once at load, evaluated per request over the input
+//! document described in `docs/policy-input.md`.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use regorus::{CompiledPolicy, Engine, Value};
+use serde_json::Value as Json;
+
+/// The default entrypoint.
+pub const DEFAULT_ENTRYPOINT: &str = "data.gateward.decision";
+
+/// A policy module's name and Rego text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    /// The name errors refer to (a file name, or `modules[0]`).
+    pub name: String,
+    /// The Rego source.
+    pub text: String,
+}
+
+/// A compiled policy, ready to evaluate.
+#[derive(Clone)]
+pub struct Policy {
+    compiled: CompiledPolicy,
+    entrypoint: String,
+}
+
+impl core::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Policy")
+            .field("entrypoint", &self.entrypoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the policy decided.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verdict {
+    /// Whether to allow.
+    pub allow: bool,
+    /// Status for a denial (default 403).
+    pub status: Option<u16>,
+    /// Why, in the policy author's words.
+    pub reason: Option<String>,
+    /// Headers for the upstream request (on allow).
+    pub headers: Vec<(String, String)>,
+    /// Headers for the local reply (on deny).
+    pub response_headers: Vec<(String, String)>,
+}
+
+impl Policy {
+    /// Parses and compiles `modules` with `data` for `entrypoint`. Each error names its module
+    /// and, for syntax errors, the line and column (regorus's message carries them).
+    pub fn compile(
+        modules: &[Module],
+        data: Option<&Json>,
+        entrypoint: &str,
+    ) -> Result<Policy, Vec<String>> {
+        let mut engine = Engine::new();
+        let mut errors = Vec::new();
+        for m in modules {
+            if let Err(e) = engine.add_policy(m.name.clone(), m.text.clone()) {
+                errors.push(format!("{}: {e}", m.name));
+            }
+        }
+        if let Some(data) = data {
+            if !data.is_object() {
+                errors.push(String::from("data must be a JSON object"));
+            } else if let Err(e) = engine.add_data(Value::from(data.clone())) {
+                errors.push(format!("data: {e}"));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        if !entrypoint.starts_with("data.") {
+            return Err(alloc::vec![format!(
+                "entrypoint {entrypoint:?} must start with `data.`"
+            )]);
+        }
+        let rule: regorus::Rc<str> = entrypoint.into();
+        let compiled = engine
+            .compile_with_entrypoint(&rule)
+            .map_err(|e| alloc::vec![format!("compiling for entrypoint {entrypoint}: {e}")])?;
+        Ok(Policy {
+            compiled,
+            entrypoint: entrypoint.to_string(),
+        })
+    }
+
+    /// The entrypoint rule.
+    pub fn entrypoint(&self) -> &str {
+        &self.entrypoint
+    }
+
+    /// Evaluates the policy over `input`. Err is a policy error (fail closed): an evaluation
+    /// error, or a result that is not a decision.
+    pub fn evaluate(&self, input: Value) -> Result<Verdict, String> {
+        let result = self
+            .compiled
+            .eval_with_input(input)
+            .map_err(|e| format!("evaluation failed: {e}"))?;
+        interpret(&result)
+    }
+}
+
+/// Reads a policy result: `true`/`false`, or `{allow, status, reason, headers, response_headers}`.
+/// Undefined denies.
+pub fn interpret(result: &Value) -> Result<Verdict, String> {
+    match result {
+        Value::Undefined => Ok(Verdict {
+            allow: false,
+            reason: Some(String::from("policy result is undefined (no rule matched)")),
+            ..Verdict::default()
+        }),
+        Value::Bool(allow) => Ok(Verdict {
+            allow: *allow,
+            ..Verdict::default()
+        }),
+        Value::Object(_) => {
+            let json = result
+                .to_json_str()
+                .map_err(|e| format!("policy result is not JSON-representable: {e}"))?;
+            let obj: serde_json::Map<String, Json> =
+                serde_json::from_str(&json).map_err(|e| format!("policy result: {e}"))?;
+            from_object(&obj)
+        }
+        other => Err(format!(
+            "policy result must be a boolean or an object, found {}",
+            other
+                .to_json_str()
+                .map(|s| truncate(&s))
+                .unwrap_or_default()
+        )),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+fn from_object(obj: &serde_json::Map<String, Json>) -> Result<Verdict, String> {
+    let allow = match obj.get("allow") {
+        Some(Json::Bool(b)) => *b,
+        None => false,
+        Some(other) => {
+            return Err(format!(
+                "policy result `allow` must be a boolean, found {other}"
+            ))
+        }
+    };
+    let status = match obj.get("status") {
+        None => None,
+        Some(s) => match s.as_u64() {
+            Some(s @ 400..=599) => Some(s as u16),
+            _ => {
+                return Err(format!(
+                    "policy result `status` must be an HTTP status 400-599, found {s}"
+                ))
+            }
+        },
+    };
+    let reason = match obj.get("reason") {
+        None => None,
+        Some(Json::String(r)) => Some(r.clone()),
+        Some(other) => {
+            return Err(format!(
+                "policy result `reason` must be a string, found {other}"
+            ))
+        }
+    };
+    Ok(Verdict {
+        allow,
+        status,
+        reason,
+        headers: header_map(obj, "headers")?,
+        response_headers: header_map(obj, "response_headers")?,
+    })
+}
+
+fn header_map(
+    obj: &serde_json::Map<String, Json>,
+    field: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(v) = obj.get(field) else {
+        return Ok(Vec::new());
+    };
+    let Json::Object(map) = v else {
+        return Err(format!(
+            "policy result `{field}` must be an object of strings"
+        ));
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let Json::String(v) = v else {
+                return Err(format!("policy result `{field}.{k}` must be a string"));
+            };
+            if !crate::headers::valid_name(k) {
+                return Err(format!(
+                    "policy result `{field}`: {k:?} is not a valid header name"
+                ));
+            }
+            if !crate::headers::valid_value(v) {
+                return Err(format!(
+                    "policy result `{field}.{k}`: value has control characters"
+                ));
+            }
+            Ok((k.to_ascii_lowercase(), v.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn module(text: &str) -> Vec<Module> {
+        vec![Module {
+            name: "p.rego".into(),
+            text: text.into(),
+        }]
+    }
+
+    #[test]
+    fn syntax_errors_name_module_line_and_column() {
+        let errs = Policy::compile(
+            &module("package gateward\n\ndecision := {\n"),
+            None,
+            DEFAULT_ENTRYPOINT,
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("p.rego: "), "{}", errs[0]);
+        assert!(
+            errs[0].contains("p.rego:3:") || errs[0].contains("p.rego:4:"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn boolean_and_object_results() {
+        let p = Policy::compile(
+            &module("package gateward\nimport rego.v1\ndecision := {\"allow\": input.ok, \"reason\": \"r\", \"headers\": {\"X-A\": \"1\"}}\n"),
+            None,
+            DEFAULT_ENTRYPOINT,
+        )
+        .unwrap();
+        let v = p
+            .evaluate(Value::from(serde_json::json!({"ok": true})))
+            .unwrap();
+        assert!(v.allow);
+        assert_eq!(v.headers, vec![("x-a".into(), "1".into())]);
+        let v = p
+            .evaluate(Value::from(serde_json::json!({"ok": false})))
+            .unwrap();
+        assert!(!v.allow);
+        assert_eq!(v.reason.as_deref(), Some("r"));
+    }
+
+    #[test]
+    fn undefined_denies_and_bad_results_are_errors() {
+        let p = Policy::compile(
+            &module("package gateward\nimport rego.v1\ndecision if input.ok\n"),
+            None,
+            DEFAULT_ENTRYPOINT,
+        )
+        .unwrap();
+        assert!(
+            p.evaluate(Value::from(serde_json::json!({"ok": true})))
+                .unwrap()
+                .allow
+        );
+        assert!(
+            !p.evaluate(Value::from(serde_json::json!({})))
+                .unwrap()
+                .allow
+        );
+        let p = Policy::compile(
+            &module("package gateward\ndecision := 7\n"),
+            None,
+            DEFAULT_ENTRYPOINT,
+        )
+        .unwrap();
+        assert!(p.evaluate(Value::new_object()).is_err());
+        let p = Policy::compile(&module("package gateward\ndecision := {\"allow\": true, \"headers\": {\"a\": \"x\\ny\"}}\n"), None, DEFAULT_ENTRYPOINT).unwrap();
+        assert!(p
+            .evaluate(Value::new_object())
+            .unwrap_err()
+            .contains("control"));
+    }
+
+    #[test]
+    fn missing_entrypoint_fails_at_load_and_unknown_function_fails_closed() {
+        let e = Policy::compile(&module("package other\nx := 1\n"), None, DEFAULT_ENTRYPOINT)
+            .unwrap_err();
+        assert!(e[0].contains("entrypoint"), "{e:?}");
+        // regorus resolves functions at evaluation: an unknown one is an evaluation error, which
+        // the gate turns into a `policy_error` denial.
+        let p = Policy::compile(
+            &module("package gateward\ndecision := no.such.builtin(1)\n"),
+            None,
+            DEFAULT_ENTRYPOINT,
+        )
+        .unwrap();
+        assert!(p
+            .evaluate(Value::new_object())
+            .unwrap_err()
+            .contains("no.such.builtin"));
+    }
+}

@@ -1,0 +1,231 @@
+//! The request attributes a host passes in, and finding the token in them.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+/// One HTTP request as the host sees it. Header names may be in any case.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The path with its query string, as sent (Envoy's `:path`).
+    pub path: &'a str,
+    /// The authority (`:authority` / `Host`).
+    pub host: &'a str,
+    /// Every header, in order.
+    pub headers: &'a [(String, String)],
+}
+
+impl<'a> Request<'a> {
+    /// Values of the header `name` (case-insensitive), in order.
+    pub fn header_values(&self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path without its query string.
+    pub fn path_only(&self) -> &'a str {
+        self.path.split_once('?').map_or(self.path, |(p, _)| p)
+    }
+
+    /// The raw query string (after `?`), if any.
+    pub fn query(&self) -> Option<&'a str> {
+        self.path.split_once('?').map(|(_, q)| q)
+    }
+}
+
+/// Where a token may be found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSource {
+    /// A header name, e.g. `authorization`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// With `header`: the scheme before the token, matched case-insensitively
+    /// (default `Bearer `; empty for a header that holds the bare token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// A query parameter name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// A cookie name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+}
+
+impl TokenSource {
+    /// `Authorization: Bearer <token>`, the default.
+    pub fn bearer() -> TokenSource {
+        TokenSource {
+            header: Some(String::from("authorization")),
+            prefix: None,
+            query: None,
+            cookie: None,
+        }
+    }
+
+    /// The scheme prefix used for a header source.
+    pub fn header_prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or("Bearer ")
+    }
+
+    /// Finds this source's token in `req`. A header present without the prefix (another auth
+    /// scheme) is not a token.
+    pub fn find<'r>(&self, req: &Request<'r>) -> Vec<&'r str> {
+        let mut found = Vec::new();
+        if let Some(name) = &self.header {
+            let prefix = self.header_prefix();
+            for v in req
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+            {
+                if let Some(head) = v.get(..prefix.len()) {
+                    if head.eq_ignore_ascii_case(prefix) {
+                        found.push(v.get(prefix.len()..).unwrap_or(""));
+                    }
+                }
+            }
+        }
+        if let (Some(name), Some(q)) = (&self.query, req.query()) {
+            found.extend(q.split('&').filter_map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k == name).then_some(v)
+            }));
+        }
+        if let Some(name) = &self.cookie {
+            for header in req
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            {
+                found.extend(
+                    cookies(&header.1)
+                        .filter(|(k, _)| k == name)
+                        .map(|(_, v)| v),
+                );
+            }
+        }
+        found
+    }
+}
+
+/// Iterates `name=value` pairs of a `Cookie` header.
+pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        Some((k.trim(), v.trim()))
+    })
+}
+
+/// `path` with every `name=...` query parameter removed (so a token in the query never reaches
+/// the upstream).
+pub fn strip_query_param(path: &str, name: &str) -> String {
+    let Some((p, q)) = path.split_once('?') else {
+        return String::from(path);
+    };
+    let kept: Vec<&str> = q
+        .split('&')
+        .filter(|kv| kv.split_once('=').map_or(*kv, |(k, _)| k) != name)
+        .collect();
+    if kept.is_empty() {
+        String::from(p)
+    } else {
+        alloc::format!("{p}?{}", kept.join("&"))
+    }
+}
+
+/// A `Cookie` header value with the cookie `name` removed; None when nothing is left.
+pub fn strip_cookie(header: &str, name: &str) -> Option<String> {
+    let kept: Vec<String> = cookies(header)
+        .filter(|(k, _)| *k != name)
+        .map(|(k, v)| alloc::format!("{k}={v}"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+/// Percent-decodes a query component (`+` is a space). Invalid escapes are kept as written.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |j: usize| bytes.get(j).and_then(|c| (*c as char).to_digit(16));
+        match b {
+            b'%' => match (hex(i + 1), hex(i + 2)) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b),
+            },
+            b'+' => out.push(b' '),
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn h(k: &str, v: &str) -> (String, String) {
+        (k.into(), v.into())
+    }
+
+    #[test]
+    fn finds_tokens_in_headers_queries_and_cookies() {
+        let headers = vec![
+            h("Authorization", "bearer abc"),
+            h("cookie", "a=1; ci=tok; b=2"),
+        ];
+        let req = Request {
+            method: "GET",
+            path: "/x?access_token=q1&y=2",
+            host: "h",
+            headers: &headers,
+        };
+        assert_eq!(TokenSource::bearer().find(&req), vec!["abc"]);
+        let q = TokenSource {
+            header: None,
+            prefix: None,
+            query: Some("access_token".into()),
+            cookie: None,
+        };
+        assert_eq!(q.find(&req), vec!["q1"]);
+        let c = TokenSource {
+            header: None,
+            prefix: None,
+            query: None,
+            cookie: Some("ci".into()),
+        };
+        assert_eq!(c.find(&req), vec!["tok"]);
+        let basic = vec![h("authorization", "Basic Zm9v")];
+        let req = Request {
+            method: "GET",
+            path: "/",
+            host: "h",
+            headers: &basic,
+        };
+        assert!(TokenSource::bearer().find(&req).is_empty());
+    }
+
+    #[test]
+    fn strips_tokens() {
+        assert_eq!(strip_query_param("/a?t=1&b=2&t=3", "t"), "/a?b=2");
+        assert_eq!(strip_query_param("/a?t=1", "t"), "/a");
+        assert_eq!(strip_cookie("a=1; t=x", "t").unwrap(), "a=1");
+        assert_eq!(strip_cookie("t=x", "t"), None);
+        assert_eq!(percent_decode("a%2Fb+c%zz"), "a/b c%zz");
+    }
+}

@@ -1,0 +1,77 @@
+//! The docs say what the code does: every preset and every deny code is documented, with the
+//! facts the code uses.
+
+use policy_engine::presets::PRESETS;
+use policy_engine::DenyCode;
+
+fn config_md() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md"))
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_preset_has_a_row_with_its_facts() {
+    let doc = config_md();
+    for p in PRESETS {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", p.name)))
+            .unwrap_or_else(|| panic!("docs/config.md has no row for preset {}", p.name));
+        if let Some(iss) = p.default_issuer {
+            assert!(
+                row.contains(iss),
+                "{}: default issuer {iss} not in {row}",
+                p.name
+            );
+        }
+        for alg in p.algorithms {
+            assert!(row.contains(alg.name()), "{}: {alg} not in {row}", p.name);
+        }
+        if let Some(max) = p.max_lifetime_seconds {
+            assert!(
+                row.contains(&format!("{max} s")),
+                "{}: lifetime {max} not in {row}",
+                p.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_deny_code_is_documented_with_its_status() {
+    let doc = config_md();
+    let codes = [
+        DenyCode::TokenMissing,
+        DenyCode::TokenMalformed,
+        DenyCode::TokenTooLarge,
+        DenyCode::TokenAmbiguous,
+        DenyCode::AlgNotAllowed,
+        DenyCode::SignatureInvalid,
+        DenyCode::KeyNotFound,
+        DenyCode::IssuerUntrusted,
+        DenyCode::AudienceMismatch,
+        DenyCode::Expired,
+        DenyCode::NotYetValid,
+        DenyCode::LifetimeExceeded,
+        DenyCode::ClaimMissing,
+        DenyCode::ClaimInvalid,
+        DenyCode::PolicyDenied,
+        DenyCode::PolicyError,
+        DenyCode::KeysUnavailable,
+    ];
+    for code in codes {
+        let row = doc
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("| `{}`", code.as_str()))
+                    || l.contains(&format!("/ `{}` |", code.as_str()))
+            })
+            .unwrap_or_else(|| panic!("docs/config.md does not document {}", code.as_str()));
+        assert!(
+            row.contains(&code.status().to_string()),
+            "{}: status {} not in {row}",
+            code.as_str(),
+            code.status()
+        );
+    }
+}

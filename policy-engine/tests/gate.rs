@@ -1,0 +1,384 @@
+//! The gate end to end: config → locate → route → verify → authorize, with real signed tokens.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use gateward_devkit::{claims, fixtures, jwks, mint, SigningKey};
+use policy_engine::{Config, Decision, DenyCode, Gate, Request};
+use serde_json::{json, Value};
+
+const NOW: i64 = 1_760_000_000;
+const AUD: &str = "https://github.com/octo-org";
+const POLICY: &str = r#"
+package gateward
+import rego.v1
+
+default decision := {"allow": false, "reason": "only octo-org/deploy on main may deploy"}
+
+decision := {"allow": true, "headers": {"x-ci-ref": input.token.claims.ref}} if {
+    input.token.claims.repository_owner_id == "9919"
+    input.token.claims.repository == "octo-org/deploy"
+    input.token.claims.ref == "refs/heads/main"
+    input.request.method == "POST"
+    input.request.path == "/deploy"
+}
+"#;
+
+fn config(extra: Value) -> Value {
+    let mut c = json!({
+        "issuers": [{
+            "name": "github",
+            "preset": "github-actions",
+            "audiences": [AUD],
+            "jwks": jwks(&[("a", &fixtures::rsa_a()), ("p", &fixtures::p256())]),
+        }],
+        "policy": {"modules": [{"name": "deploy.rego", "rego": POLICY}]},
+        "claims_to_headers": [{"claim": "repository", "header": "x-ci-repository"}],
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn gate(extra: Value) -> Gate {
+    Gate::from_json(&config(extra).to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn token_with(key: &SigningKey, kid: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let mut c = claims::github_actions(NOW - 10, AUD);
+    edit(&mut c);
+    mint(key, Some(kid), &c).unwrap()
+}
+
+fn check(gate: &Gate, method: &str, path: &str, headers: &[(&str, &str)]) -> Decision {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    let req = Request {
+        method,
+        path,
+        host: "api.internal",
+        headers: &headers,
+    };
+    gate.check(&req, &|id, _| gate.static_keys(id), NOW)
+}
+
+fn deny_code(d: &Decision) -> DenyCode {
+    d.code()
+        .unwrap_or_else(|| panic!("expected a denial, got {d:?}"))
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+#[test]
+fn allowed_deploy_gets_claim_and_policy_headers_and_token_stripped() {
+    let g = gate(json!({}));
+    let t = token_with(&fixtures::rsa_a(), "a", |_| {});
+    let d = check(&g, "POST", "/deploy", &[("authorization", &bearer(&t))]);
+    let Decision::Allow(a) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(a.issuer, "github");
+    assert_eq!(
+        a.subject.as_deref(),
+        Some("repo:octo-org/deploy:environment:prod")
+    );
+    assert!(a
+        .headers
+        .contains(&("x-ci-repository".into(), "octo-org/deploy".into())));
+    assert!(a
+        .headers
+        .contains(&("x-ci-ref".into(), "refs/heads/main".into())));
+    assert!(a.remove_headers.contains(&"x-ci-repository".into()));
+    assert_eq!(
+        a.strip_token,
+        Some(policy_engine::Strip::Header("authorization".into()))
+    );
+}
+
+#[test]
+fn es256_key_in_the_same_set_works() {
+    let g = gate(json!({"issuers": [{
+        "name": "github", "preset": "github-actions", "audiences": [AUD], "algorithms": ["RS256", "ES256"],
+        "jwks": jwks(&[("a", &fixtures::rsa_a()), ("p", &fixtures::p256())]),
+    }]}));
+    let t = token_with(&fixtures::p256(), "p", |_| {});
+    assert!(check(&g, "POST", "/deploy", &[("authorization", &bearer(&t))]).is_allow());
+}
+
+#[test]
+fn every_deny_code_with_its_status() {
+    let g = gate(json!({}));
+    let a = fixtures::rsa_a();
+    let cases: Vec<(String, &str, DenyCode)> = vec![
+        ("not-a-token".into(), "/deploy", DenyCode::TokenMalformed),
+        ("x".repeat(9000), "/deploy", DenyCode::TokenTooLarge),
+        (
+            token_with(&a, "a", |c| c["exp"] = json!(NOW - 120)),
+            "/deploy",
+            DenyCode::Expired,
+        ),
+        (
+            token_with(&a, "a", |c| c["nbf"] = json!(NOW + 3600)),
+            "/deploy",
+            DenyCode::NotYetValid,
+        ),
+        (
+            token_with(&a, "a", |c| c["iat"] = json!(NOW + 3600)),
+            "/deploy",
+            DenyCode::NotYetValid,
+        ),
+        (
+            token_with(&a, "a", |c| c["aud"] = json!("https://github.com/evil")),
+            "/deploy",
+            DenyCode::AudienceMismatch,
+        ),
+        (
+            token_with(&a, "a", |c| {
+                c["iss"] = json!("https://token.actions.githubusercontent.com/")
+            }),
+            "/deploy",
+            DenyCode::IssuerUntrusted,
+        ),
+        (
+            token_with(&fixtures::rsa_b(), "a", |_| {}),
+            "/deploy",
+            DenyCode::SignatureInvalid,
+        ),
+        (
+            token_with(&fixtures::rsa_b(), "zzz", |_| {}),
+            "/deploy",
+            DenyCode::KeyNotFound,
+        ),
+        (
+            token_with(&fixtures::p256(), "p", |_| {}),
+            "/deploy",
+            DenyCode::AlgNotAllowed,
+        ),
+        (
+            token_with(&a, "a", |c| c["exp"] = json!(NOW + 86_400)),
+            "/deploy",
+            DenyCode::LifetimeExceeded,
+        ),
+        (
+            token_with(&a, "a", |c| {
+                c.as_object_mut().unwrap().remove("repository_owner_id");
+            }),
+            "/deploy",
+            DenyCode::ClaimMissing,
+        ),
+        (
+            token_with(&a, "a", |c| c["exp"] = json!("soon")),
+            "/deploy",
+            DenyCode::ClaimInvalid,
+        ),
+        (
+            token_with(&a, "a", |c| c["ref"] = json!("refs/heads/feature")),
+            "/deploy",
+            DenyCode::PolicyDenied,
+        ),
+        (
+            token_with(&a, "a", |_| {}),
+            "/other",
+            DenyCode::PolicyDenied,
+        ),
+    ];
+    for (token, path, want) in cases {
+        let d = check(&g, "POST", path, &[("authorization", &bearer(&token))]);
+        assert_eq!(deny_code(&d), want, "{d:?}");
+        let Decision::Deny(deny) = d else {
+            unreachable!()
+        };
+        assert_eq!(deny.status, want.status());
+        let www = deny.www_authenticate(g.realm());
+        if want.status() == 401 {
+            assert!(www.unwrap().contains("error=\"invalid_token\""));
+        } else {
+            assert_eq!(www, None);
+        }
+        assert!(
+            !deny.message.contains(&token[..token.len().min(40)]),
+            "message leaks the token"
+        );
+    }
+    let d = check(&g, "POST", "/deploy", &[]);
+    assert_eq!(deny_code(&d), DenyCode::TokenMissing);
+    let Decision::Deny(deny) = d else {
+        unreachable!()
+    };
+    assert_eq!(
+        deny.www_authenticate("gateward").unwrap(),
+        "Bearer realm=\"gateward\""
+    );
+}
+
+#[test]
+fn policy_deny_carries_reason_and_policy_errors_fail_closed() {
+    let g = gate(json!({}));
+    let t = token_with(&fixtures::rsa_a(), "a", |c| {
+        c["ref"] = json!("refs/heads/dev")
+    });
+    let Decision::Deny(d) = check(&g, "POST", "/deploy", &[("authorization", &bearer(&t))]) else {
+        panic!()
+    };
+    assert_eq!(d.message, "only octo-org/deploy on main may deploy");
+
+    let broken = "package gateward\nimport rego.v1\ndecision := x if { x := 1 / 0 }\n";
+    let g = gate(json!({"policy": {"modules": [{"rego": broken}]}}));
+    let t = token_with(&fixtures::rsa_a(), "a", |_| {});
+    let d = check(&g, "POST", "/deploy", &[("authorization", &bearer(&t))]);
+    assert!(
+        matches!(
+            deny_code(&d),
+            DenyCode::PolicyError | DenyCode::PolicyDenied
+        ),
+        "{d:?}"
+    );
+    assert!(!d.is_allow());
+}
+
+#[test]
+fn tokens_in_two_places_are_ambiguous_and_query_and_cookie_sources_work() {
+    let g = gate(
+        json!({"token_sources": [{"header": "authorization"}, {"query": "access_token"}, {"cookie": "ci_token"}]}),
+    );
+    let t = token_with(&fixtures::rsa_a(), "a", |_| {});
+    let d = check(
+        &g,
+        "POST",
+        &format!("/deploy?access_token={t}"),
+        &[("authorization", &bearer(&t))],
+    );
+    assert_eq!(deny_code(&d), DenyCode::TokenAmbiguous);
+    let Decision::Allow(a) = check(&g, "POST", &format!("/deploy?x=1&access_token={t}"), &[])
+    else {
+        panic!()
+    };
+    assert_eq!(
+        a.strip_token,
+        Some(policy_engine::Strip::Path("/deploy?x=1".into()))
+    );
+    let cookie = format!("theme=dark; ci_token={t}");
+    let Decision::Allow(a) = check(&g, "POST", "/deploy", &[("cookie", &cookie)]) else {
+        panic!()
+    };
+    assert_eq!(
+        a.strip_token,
+        Some(policy_engine::Strip::Cookie(Some("theme=dark".into())))
+    );
+}
+
+#[test]
+fn policy_input_has_the_documented_shape_and_never_the_token() {
+    let rego = r#"
+package gateward
+import rego.v1
+decision := {"allow": true, "headers": {"x-input": json.marshal(input)}}
+"#;
+    let g = gate(json!({"policy": {"modules": [{"rego": rego}]}}));
+    let t = token_with(&fixtures::rsa_a(), "a", |_| {});
+    let Decision::Allow(a) = check(
+        &g,
+        "GET",
+        "/x/y?a=1&a=2&b=%2F",
+        &[("authorization", &bearer(&t)), ("X-Trace", "t1")],
+    ) else {
+        panic!()
+    };
+    let (_, input) = a.headers.iter().find(|(k, _)| k == "x-input").unwrap();
+    let input: Value = serde_json::from_str(input).unwrap();
+    assert_eq!(input["token"]["issuer"], "github");
+    assert_eq!(input["token"]["header"]["kid"], "a");
+    assert_eq!(input["token"]["claims"]["repository"], "octo-org/deploy");
+    assert_eq!(input["request"]["method"], "GET");
+    assert_eq!(input["request"]["path"], "/x/y");
+    assert_eq!(
+        input["request"]["query"],
+        json!({"a": ["1", "2"], "b": ["/"]})
+    );
+    assert_eq!(input["request"]["headers"]["x-trace"], "t1");
+    assert_eq!(input["now"], NOW);
+    assert!(
+        !input.to_string().contains(&t),
+        "the token reached the policy input"
+    );
+}
+
+#[test]
+fn config_errors_are_all_reported_with_paths() {
+    let bad = json!({
+        "issuers": [
+            {"name": "a", "issuer": "https://a.example", "audiences": [], "jwks_uri": "http://evil.example/jwks"},
+            {"name": "a", "preset": "nope", "issuer": "https://b.example", "audiences": ["x"], "algorithms": ["HS256", "none"]},
+            {"name": "c", "issuer": "https://c.example", "audiences": ["x"], "audience": "typo"},
+        ],
+        "max_token_bytes": 1,
+        "claims_to_headers": [{"claim": "sub", "header": "bad header"}],
+        "policy": {"modules": [{"name": "p.rego", "rego": "package gateward\ndecision := {\n"}]},
+        "extra": true,
+    });
+    let errs = match Config::from_json(&bad.to_string()) {
+        Err(e) => e,
+        Ok(c) => match Gate::new(&c, &mut |_| Err("no files".into())) {
+            Err(e) => e,
+            Ok(_) => panic!("invalid config accepted"),
+        },
+    };
+    let text = errs.to_string();
+    // Structural errors come first; each names its place.
+    assert!(
+        text.contains("issuers[2].audience: unknown field `audience`"),
+        "{text}"
+    );
+    assert!(text.contains("extra: unknown field"), "{text}");
+    // Then semantic errors, once the structure parses.
+    let bad_semantic = {
+        let mut b = bad.clone();
+        b.as_object_mut().unwrap().remove("extra");
+        b["issuers"][2].as_object_mut().unwrap().remove("audience");
+        b
+    };
+    let c = Config::from_json(&bad_semantic.to_string()).unwrap();
+    let text = Gate::new(&c, &mut |_| Err("no files".into()))
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "issuers[0].audiences: must not be empty",
+        "issuers[0].jwks_uri: must be an https:// URL",
+        "issuers[1].name: \"a\" is used by an earlier issuer",
+        "issuers[1].preset: unknown preset \"nope\"",
+        "issuers[1].algorithms[0]: \"HS256\": unsecured and HMAC algorithms are never accepted",
+        "issuers[1].algorithms[1]",
+        "issuers[2]: no keys",
+        "max_token_bytes: must be between",
+        "claims_to_headers[0].header",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn rego_syntax_error_names_module_line_and_column() {
+    let c = Config::from_json(&config(json!({"policy": {"modules": [{"name": "deploy.rego", "rego": "package gateward\n\ndecision := {\n"}]}})).to_string()).unwrap();
+    let text = Gate::new(&c, &mut |_| Err("no files".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(text.starts_with("policy: deploy.rego: "), "{text}");
+    assert!(
+        text.contains("deploy.rego:3:") || text.contains("deploy.rego:4:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn report_mode_is_carried_for_the_host() {
+    let g = gate(json!({"mode": "report"}));
+    assert_eq!(g.mode(), policy_engine::Mode::Report);
+}
