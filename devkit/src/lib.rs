@@ -291,3 +291,41 @@ pub mod claims {
         })
     }
 }
+
+/// Signs `claims` under `header` with HMAC-SHA-256 (or -512 when `sha512`) keyed by `secret`:
+/// the key-confusion attack (an HS token keyed with the issuer's *public* key), for tests that
+/// prove Gateward refuses it.
+pub fn sign_hmac(header: &Value, claims: &Value, secret: &[u8], sha512: bool) -> String {
+    use jwt_compact::AlgorithmSignature;
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.to_string().as_bytes()),
+        b64::encode(claims.to_string().as_bytes())
+    );
+    let sig = if sha512 {
+        let key = jwt_compact::alg::Hs512Key::new(secret);
+        jwt_compact::alg::Hs512
+            .sign(&key, input.as_bytes())
+            .as_bytes()
+            .into_owned()
+    } else {
+        let key = jwt_compact::alg::Hs256Key::new(secret);
+        jwt_compact::alg::Hs256
+            .sign(&key, input.as_bytes())
+            .as_bytes()
+            .into_owned()
+    };
+    format!("{input}.{}", b64::encode(&sig))
+}
+
+/// The SPKI PEM of a key's public half (what a key-confusion attacker would use as an HMAC secret).
+pub fn public_pem(key: &SigningKey) -> String {
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    let pem = match key {
+        SigningKey::Rsa(k) => k.to_public_key().to_public_key_pem(LineEnding::LF),
+        SigningKey::P256(k) => k.verifying_key().to_public_key_pem(LineEnding::LF),
+        SigningKey::P384(k) => k.verifying_key().to_public_key_pem(LineEnding::LF),
+        SigningKey::Ed25519(k) => k.verifying_key().to_public_key_pem(LineEnding::LF),
+    };
+    pem.unwrap_or_default()
+}
