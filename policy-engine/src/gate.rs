@@ -13,6 +13,7 @@ use crate::alg::Algorithm;
 use crate::claims::{self, ClaimRules};
 use crate::config::{ClaimHeader, Config, ConfigErrors, IssuerConfig, Mode};
 use crate::decision::{Allow, Decision, Deny, DenyCode};
+use crate::discovery::is_fetchable_url;
 use crate::jws::{self, JwsError, UntrustedToken};
 use crate::keys::{Key, KeySet, PublicKey};
 use crate::policy::{Module, Policy};
@@ -553,16 +554,6 @@ fn policy_texts(config: &Config, resolve: Resolver<'_>, errors: &mut ConfigError
         }
     }
     out
-}
-
-fn is_fetchable_url(url: &str) -> bool {
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
-    url.starts_with("https://")
-        || loopback.iter().any(|l| {
-            url.strip_prefix(l).is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with(':') || rest.starts_with('/')
-            })
-        })
 }
 
 fn validate_issuers(

@@ -15,6 +15,7 @@ pub mod b64;
 pub mod claims;
 pub mod config;
 pub mod decision;
+pub mod discovery;
 pub mod gate;
 pub mod headers;
 pub mod json;
