@@ -1,6 +1,11 @@
 //! The docs say what the code does: every preset and every deny code is documented, with the
 //! facts the code uses.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use policy_engine::presets::PRESETS;
 use policy_engine::DenyCode;

@@ -1,6 +1,11 @@
 //! The malicious-token checklist (`../shared/reference/test-vectors-and-performance.md` §A3)
 //! through the gate: every case is refused with the right code, none panics, none is allowed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use gateward_devkit::{claims, fixtures, jwks, public_pem, sign_hmac, sign_raw, SigningKey};
 use policy_engine::b64;
