@@ -151,19 +151,16 @@ impl PublicKey {
     /// Parses a PEM public key: SPKI (`PUBLIC KEY`) for every family, or PKCS#1
     /// (`RSA PUBLIC KEY`).
     pub fn from_pem(pem: &str) -> Result<PublicKey, KeyError> {
-        use rsa::pkcs1::DecodeRsaPublicKey;
         use rsa::pkcs8::DecodePublicKey;
 
         let (label, der) = pem_decode(pem)?;
-        let rsa_checked =
-            |k: RsaPublicKey| PublicKey::rsa(&k.n().to_bytes_be(), &k.e().to_bytes_be());
         match label.as_str() {
-            "RSA PUBLIC KEY" => RsaPublicKey::from_pkcs1_der(&der)
-                .map_err(|e| KeyError::BadKey(format!("invalid PKCS#1 RSA public key: {e}")))
-                .and_then(rsa_checked),
+            "RSA PUBLIC KEY" => rsa_from_pkcs1(&der),
             "PUBLIC KEY" => {
-                if let Ok(k) = RsaPublicKey::from_public_key_der(&der) {
-                    rsa_checked(k)
+                // RSA is read from the DER ourselves: the rsa crate's decoders cap the modulus at
+                // 4096 bits, below our JWK limit, and one key must import the same either way.
+                if let Some(pkcs1) = spki_rsa(&der) {
+                    rsa_from_pkcs1(pkcs1)
                 } else if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(&der) {
                     Ok(PublicKey::P256(k))
                 } else if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_der(&der) {
@@ -185,6 +182,20 @@ impl PublicKey {
             ))),
         }
     }
+}
+
+/// The PKCS#1 `RSAPublicKey` inside an SPKI whose algorithm is rsaEncryption.
+fn spki_rsa(der: &[u8]) -> Option<&[u8]> {
+    use rsa::pkcs8::der::Decode;
+    let spki = rsa::pkcs8::spki::SubjectPublicKeyInfoRef::from_der(der).ok()?;
+    (spki.algorithm.oid == rsa::pkcs1::ALGORITHM_OID).then(|| spki.subject_public_key.raw_bytes())
+}
+
+fn rsa_from_pkcs1(der: &[u8]) -> Result<PublicKey, KeyError> {
+    use rsa::pkcs1::der::Decode;
+    let k = rsa::pkcs1::RsaPublicKey::from_der(der)
+        .map_err(|e| KeyError::BadKey(format!("invalid PKCS#1 RSA public key: {e}")))?;
+    PublicKey::rsa(k.modulus.as_bytes(), k.public_exponent.as_bytes())
 }
 
 fn pem_decode(pem: &str) -> Result<(String, Vec<u8>), KeyError> {
