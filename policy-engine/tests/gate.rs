@@ -382,3 +382,61 @@ fn report_mode_is_carried_for_the_host() {
     let g = gate(json!({"mode": "report"}));
     assert_eq!(g.mode(), policy_engine::Mode::Report);
 }
+
+#[test]
+fn shared_issuer_without_an_org_pin_warns() {
+    let unpinned = "package gateward\nimport rego.v1\ndecision if input.token.claims.ref == \"refs/heads/main\"\n";
+    let g = gate(json!({"policy": {"modules": [{"rego": unpinned}]}}));
+    assert!(
+        g.warnings()
+            .iter()
+            .any(|w| w.contains("issues tokens to every") && w.contains("repository_owner_id")),
+        "{:?}",
+        g.warnings()
+    );
+    // The default POLICY pins repository_owner_id: no warning.
+    assert!(gate(json!({}))
+        .warnings()
+        .iter()
+        .all(|w| !w.contains("issues tokens to every")));
+    // Pinning through `require` also counts.
+    let g = gate(json!({
+        "issuers": [{"name": "github", "preset": "github-actions", "audiences": [AUD], "require": ["repository_owner_id"],
+                     "jwks": jwks(&[("a", &fixtures::rsa_a())])}],
+        "policy": {"modules": [{"rego": unpinned}]},
+    }));
+    assert!(
+        g.warnings()
+            .iter()
+            .all(|w| !w.contains("issues tokens to every")),
+        "{:?}",
+        g.warnings()
+    );
+}
+
+#[test]
+fn token_without_kid_tries_keys_of_its_type() {
+    let g = gate(json!({}));
+    let t = mint(
+        &fixtures::rsa_a(),
+        None,
+        &claims::github_actions(NOW - 10, AUD),
+    )
+    .unwrap();
+    assert!(check(&g, "POST", "/deploy", &[("authorization", &bearer(&t))]).is_allow());
+    let t = mint(
+        &fixtures::rsa_b(),
+        None,
+        &claims::github_actions(NOW - 10, AUD),
+    )
+    .unwrap();
+    assert_eq!(
+        deny_code(&check(
+            &g,
+            "POST",
+            "/deploy",
+            &[("authorization", &bearer(&t))]
+        )),
+        DenyCode::SignatureInvalid
+    );
+}
