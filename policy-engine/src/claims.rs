@@ -104,14 +104,17 @@ pub fn check(claims: &Map<String, Value>, rules: &ClaimRules, now: i64) -> Resul
     if now >= exp.saturating_add(leeway) {
         return Err(fail(
             DenyCode::Expired,
-            format!("token expired {} s ago", now - exp),
+            format!("token expired {} s ago", now.saturating_sub(exp)),
         ));
     }
     if let Some(nbf) = nbf {
         if nbf > now.saturating_add(leeway) {
             return Err(fail(
                 DenyCode::NotYetValid,
-                format!("token not valid for another {} s (nbf)", nbf - now),
+                format!(
+                    "token not valid for another {} s (nbf)",
+                    nbf.saturating_sub(now)
+                ),
             ));
         }
     }
@@ -119,7 +122,10 @@ pub fn check(claims: &Map<String, Value>, rules: &ClaimRules, now: i64) -> Resul
         if iat > now.saturating_add(leeway) {
             return Err(fail(
                 DenyCode::NotYetValid,
-                format!("token issued {} s in the future (iat)", iat - now),
+                format!(
+                    "token issued {} s in the future (iat)",
+                    iat.saturating_sub(now)
+                ),
             ));
         }
     }
@@ -129,7 +135,7 @@ pub fn check(claims: &Map<String, Value>, rules: &ClaimRules, now: i64) -> Resul
             (None, Some(nbf)) => (nbf, "exp - nbf"),
             (None, None) => (now, "exp - now"),
         };
-        let lifetime = exp - from;
+        let lifetime = exp.saturating_sub(from);
         if lifetime > i64::try_from(max).unwrap_or(i64::MAX) {
             return Err(fail(
                 DenyCode::LifetimeExceeded,
@@ -189,5 +195,33 @@ fn check_audience(claims: &Map<String, Value>, accepted: &[String]) -> Result<()
             DenyCode::AudienceMismatch,
             String::from("token has no aud"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn extreme_clocks_give_answers_not_overflows() {
+        let rules = ClaimRules {
+            issuer: "i".into(),
+            audiences: vec!["a".into()],
+            leeway_seconds: u64::MAX,
+            max_lifetime_seconds: Some(1),
+            require: vec![],
+        };
+        let claims = match serde_json::json!({"iss": "i", "aud": "a", "exp": 10, "iat": 0}) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        for now in [i64::MIN, -1, 0, i64::MAX] {
+            let _ = check(&claims, &rules, now);
+        }
+        assert_eq!(
+            check(&claims, &rules, 0).unwrap_err().code,
+            DenyCode::LifetimeExceeded
+        );
     }
 }
