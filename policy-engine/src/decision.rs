@@ -96,6 +96,7 @@ pub struct Allow {
     /// The token's `jti`.
     pub jti: Option<String>,
     /// Headers to set on the upstream request (claim headers, then policy headers).
+    #[serde(serialize_with = "as_object")]
     pub headers: Vec<(String, String)>,
     /// Headers to remove from the upstream request before `headers` are set: every configured
     /// claim header (so clients cannot forge them) and the token's header unless forwarded.
@@ -106,6 +107,16 @@ pub struct Allow {
     pub reason: Option<String>,
     /// The token's `exp` (bounds caches of this decision).
     pub expires_at: i64,
+}
+
+/// Serializes header pairs as a JSON object (names are unique: later pairs win).
+fn as_object<S: serde::Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
 }
 
 /// A request refused.
@@ -122,6 +133,7 @@ pub struct Deny {
     /// `sub`, once the token was verified.
     pub subject: Option<String>,
     /// Extra headers for the local reply (from the policy).
+    #[serde(serialize_with = "as_object")]
     pub response_headers: Vec<(String, String)>,
 }
 
