@@ -9,7 +9,7 @@ use core::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::json;
 use crate::request::TokenSource;
@@ -319,6 +319,3 @@ fn list<T: DeserializeOwned>(value: Value, path: &str, errors: &mut ConfigErrors
         .filter_map(|(i, item)| parse_at(item, &format!("{path}[{i}]"), errors))
         .collect()
 }
-
-/// Re-exported for hosts that build configs programmatically.
-pub type JsonMap = Map<String, Value>;

@@ -456,14 +456,17 @@ impl Gate {
         now: i64,
     ) -> regorus::Value {
         let source = self.token_sources.get(located.source);
-        let token_header = source.and_then(|s| s.header.as_deref());
+        // Lower-cased once here, not per header.
+        let token_header = source
+            .and_then(|s| s.header.as_deref())
+            .map(str::to_ascii_lowercase);
         let token_cookie = source.and_then(|s| s.cookie.is_some().then_some("cookie"));
         let token_query = source.and_then(|s| s.query.as_deref());
         let mut hdrs = Map::new();
         for (k, v) in req.headers {
             let k = k.to_ascii_lowercase();
             // The token itself never reaches the policy (a `print` could log it).
-            if Some(k.as_str()) == token_header.map(str::to_ascii_lowercase).as_deref()
+            if Some(k.as_str()) == token_header.as_deref()
                 || Some(k.as_str()) == token_cookie
                 || k.starts_with(':')
             {
@@ -622,7 +625,7 @@ fn validate_issuers(
                 .issuers
                 .iter()
                 .take(i)
-                .any(|o| o.issuer.as_deref() == Some(iss.as_str()))
+                .any(|o| configured_iss(o) == Some(iss.as_str()))
         {
             errors.push(
                 at("issuer"),
@@ -697,6 +700,16 @@ fn validate_issuers(
         }
     }
     out
+}
+
+/// The `iss` an issuer entry trusts: its own, or its preset's default.
+fn configured_iss(ic: &IssuerConfig) -> Option<&str> {
+    ic.issuer.as_deref().or_else(|| {
+        ic.preset
+            .as_deref()
+            .and_then(presets::lookup)
+            .and_then(|p| p.default_issuer)
+    })
 }
 
 fn issuer_algorithms(

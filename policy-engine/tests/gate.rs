@@ -440,3 +440,14 @@ fn token_without_kid_tries_keys_of_its_type() {
         DenyCode::SignatureInvalid
     );
 }
+
+#[test]
+fn the_same_issuer_twice_is_an_error_even_via_a_preset_default() {
+    let key = jwks(&[("a", &fixtures::rsa_a())]);
+    let c = json!({"issuers": [
+        {"name": "one", "preset": "github-actions", "audiences": [AUD], "jwks": key},
+        {"name": "two", "issuer": "https://token.actions.githubusercontent.com", "audiences": ["x"], "jwks": key},
+    ]});
+    let text = Gate::from_json(&c.to_string()).unwrap_err().to_string();
+    assert!(text.contains("issuers[1].issuer: \"https://token.actions.githubusercontent.com\" is configured twice"), "{text}");
+}
