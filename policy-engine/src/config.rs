@@ -18,6 +18,8 @@ use crate::request::TokenSource;
 pub const DEFAULT_LEEWAY_SECONDS: u64 = 60;
 /// Default `max_token_bytes`.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Default `token_cache_size`.
+pub const DEFAULT_TOKEN_CACHE_SIZE: usize = 1024;
 
 /// One configuration problem, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +134,46 @@ pub struct IssuerConfig {
     /// Claims that must be present.
     #[serde(default)]
     pub require: Vec<String>,
+    /// How front ends that fetch keys (`jwks_uri`, `discovery`) do so.
+    #[serde(default)]
+    pub fetch: FetchConfig,
+}
+
+/// How remote keys are fetched and cached (front ends that fetch: the Envoy filter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// The Envoy cluster that reaches the issuer (the discovery document, and the JWKS unless
+    /// `jwks_cluster` is given).
+    pub cluster: Option<String>,
+    /// The Envoy cluster for the JWKS when discovery points at another host.
+    pub jwks_cluster: Option<String>,
+    /// Per-fetch timeout.
+    pub timeout_ms: u64,
+    /// How long a fetched key set is used before it is refreshed (in the background, before
+    /// it expires).
+    pub cache_seconds: u64,
+    /// A token with an unknown `kid` triggers a refetch at most this often per issuer.
+    pub min_refetch_seconds: u64,
+    /// After a failed fetch, the next attempt waits this long.
+    pub retry_seconds: u64,
+    /// While fetches fail, the last good key set is served until it is this old; then
+    /// requests fail closed (`keys_unavailable`).
+    pub max_stale_seconds: u64,
+}
+
+impl Default for FetchConfig {
+    fn default() -> FetchConfig {
+        FetchConfig {
+            cluster: None,
+            jwks_cluster: None,
+            timeout_ms: 5_000,
+            cache_seconds: 600,
+            min_refetch_seconds: 30,
+            retry_seconds: 5,
+            max_stale_seconds: 86_400,
+        }
+    }
 }
 
 fn default_leeway() -> u64 {
@@ -202,6 +244,11 @@ pub struct Config {
     pub mode: Mode,
     /// The realm in `WWW-Authenticate`.
     pub realm: String,
+    /// Let CORS preflight requests (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) through without a token.
+    pub allow_cors_preflight: bool,
+    /// Verified tokens remembered (per worker) so a reused token skips signature checks.
+    pub token_cache_size: usize,
 }
 
 impl Default for Config {
@@ -216,6 +263,8 @@ impl Default for Config {
             forward_token: false,
             mode: Mode::Enforce,
             realm: String::from("gateward"),
+            allow_cors_preflight: false,
+            token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
         }
     }
 }
@@ -231,6 +280,8 @@ pub const FIELDS: &[&str] = &[
     "forward_token",
     "mode",
     "realm",
+    "allow_cors_preflight",
+    "token_cache_size",
 ];
 
 impl Config {
@@ -264,6 +315,10 @@ impl Config {
                 "forward_token" => field(value, &key, &mut errors, &mut config.forward_token),
                 "mode" => field(value, &key, &mut errors, &mut config.mode),
                 "realm" => field(value, &key, &mut errors, &mut config.realm),
+                "allow_cors_preflight" => {
+                    field(value, &key, &mut errors, &mut config.allow_cors_preflight)
+                }
+                "token_cache_size" => field(value, &key, &mut errors, &mut config.token_cache_size),
                 "policy" => config.policy = parse_at(value, &key, &mut errors),
                 _ => errors.push(
                     key.clone(),

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::alg::Algorithm;
 use crate::claims::{self, ClaimRules};
-use crate::config::{ClaimHeader, Config, ConfigErrors, IssuerConfig, Mode};
+use crate::config::{ClaimHeader, Config, ConfigErrors, FetchConfig, IssuerConfig, Mode};
 use crate::decision::{Allow, Decision, Deny, DenyCode};
 use crate::discovery::is_fetchable_url;
 use crate::jws::{self, JwsError, UntrustedToken};
@@ -48,6 +48,8 @@ pub struct Issuer {
     pub rules: ClaimRules,
     /// The preset, if any.
     pub preset: Option<&'static Preset>,
+    /// How remote keys are fetched and cached.
+    pub fetch: FetchConfig,
 }
 
 impl Issuer {
@@ -114,6 +116,8 @@ pub struct Gate {
     forward_token: bool,
     mode: Mode,
     realm: String,
+    allow_cors_preflight: bool,
+    token_cache_size: usize,
     warnings: Vec<String>,
 }
 
@@ -172,6 +176,8 @@ impl Gate {
             forward_token: config.forward_token,
             mode: config.mode,
             realm: config.realm.clone(),
+            allow_cors_preflight: config.allow_cors_preflight,
+            token_cache_size: config.token_cache_size,
             warnings,
         })
     }
@@ -202,6 +208,47 @@ impl Gate {
             KeySource::Static(k) => Some(k),
             _ => None,
         }
+    }
+
+    /// The upstream headers this gate sets from claims (lower-case). A front end that lets a
+    /// request through without a verified token (report mode) removes them, so a client cannot
+    /// forge an identity.
+    pub fn claim_header_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.claims_to_headers
+            .iter()
+            .map(|c| c.header.to_ascii_lowercase())
+    }
+
+    /// How many verified tokens a front end may remember (0: none).
+    pub fn token_cache_size(&self) -> usize {
+        self.token_cache_size
+    }
+
+    /// True for a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
+    /// when `allow_cors_preflight` lets them through unauthenticated. Browsers never send
+    /// credentials on a preflight, so requiring a token would break CORS altogether.
+    pub fn is_bypassed_preflight(&self, req: &Request<'_>) -> bool {
+        self.allow_cors_preflight
+            && req.method.eq_ignore_ascii_case("OPTIONS")
+            && req.header_values("origin").next().is_some()
+            && req
+                .header_values("access-control-request-method")
+                .next()
+                .is_some()
+    }
+
+    /// Re-checks the time-dependent claims of an earlier verification at `now` (for tokens
+    /// served from a cache: the signature holds, but `exp` may have passed since).
+    pub fn revalidate(&self, verified: &Verified, now: i64) -> Result<(), Deny> {
+        let Some(issuer) = self.issuers.get(verified.issuer) else {
+            return Err(Deny::new(DenyCode::InternalError, "unknown issuer id"));
+        };
+        claims::check(&verified.claims, &issuer.rules, now).map_err(|e| {
+            let mut d = Deny::new(e.code, e.message);
+            d.issuer = Some(issuer.name.clone());
+            d
+        })?;
+        Ok(())
     }
 
     /// The compiled policy, if any.
@@ -523,6 +570,37 @@ fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
+/// Upper bound on `token_cache_size`: enough for any fleet, small enough to bound memory.
+pub const MAX_TOKEN_CACHE_SIZE: usize = 100_000;
+
+/// Checks an issuer's `fetch` settings.
+fn validate_fetch(f: &FetchConfig, i: usize, errors: &mut ConfigErrors) {
+    let at = |field: &str| format!("issuers[{i}].fetch.{field}");
+    for (field, cluster) in [("cluster", &f.cluster), ("jwks_cluster", &f.jwks_cluster)] {
+        if cluster.as_deref().is_some_and(str::is_empty) {
+            errors.push(at(field), "must not be empty");
+        }
+    }
+    if !(1..=60_000).contains(&f.timeout_ms) {
+        errors.push(at("timeout_ms"), "must be between 1 and 60000");
+    }
+    for (field, v) in [
+        ("cache_seconds", f.cache_seconds),
+        ("min_refetch_seconds", f.min_refetch_seconds),
+        ("retry_seconds", f.retry_seconds),
+    ] {
+        if !(1..=86_400).contains(&v) {
+            errors.push(at(field), "must be between 1 and 86400");
+        }
+    }
+    if f.max_stale_seconds < f.cache_seconds {
+        errors.push(
+            at("max_stale_seconds"),
+            "must be at least cache_seconds (keys are refreshed before they go stale)",
+        );
+    }
+}
+
 /// Resolves every policy module to its text, recording problems.
 fn policy_texts(config: &Config, resolve: Resolver<'_>, errors: &mut ConfigErrors) -> Vec<Module> {
     let Some(policy) = &config.policy else {
@@ -641,6 +719,7 @@ fn validate_issuers(
             }
         }
         let algorithms = issuer_algorithms(ic, preset, i, errors);
+        validate_fetch(&ic.fetch, i, errors);
         let keys = issuer_keys(ic, preset, &iss, i, errors, warnings);
         if ic.leeway_seconds > 600 {
             errors.push(
@@ -696,6 +775,7 @@ fn validate_issuers(
                     require,
                 },
                 preset,
+                fetch: ic.fetch.clone(),
             });
         }
     }
@@ -892,6 +972,12 @@ fn validate_requests(config: &Config, errors: &mut ConfigErrors) {
     }
     if !(64..=65_536).contains(&config.max_token_bytes) {
         errors.push("max_token_bytes", "must be between 64 and 65536");
+    }
+    if config.token_cache_size > MAX_TOKEN_CACHE_SIZE {
+        errors.push(
+            "token_cache_size",
+            format!("must be at most {MAX_TOKEN_CACHE_SIZE} (0 disables the cache)"),
+        );
     }
     for (i, c) in config.claims_to_headers.iter().enumerate() {
         if c.claim.is_empty() {

@@ -211,3 +211,36 @@ fn check_header_rules(header: &Map<String, Value>) -> Result<(), JwsError> {
         ))),
     }
 }
+
+/// SHA-256 of the token text: what token caches are keyed by (the token itself is not kept).
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A short, non-reversible token identifier for logs: the first 8 bytes of its SHA-256, in hex.
+/// It lets operators correlate log lines of one token without the token ever being logged.
+pub fn fingerprint(token: &str) -> String {
+    fingerprint_of(&token_hash(token))
+}
+
+/// [`fingerprint`] from an already computed [`token_hash`].
+pub fn fingerprint_of(hash: &[u8; 32]) -> String {
+    use core::fmt::Write;
+    let mut out = String::with_capacity(16);
+    for b in hash.iter().take(8) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    #[test]
+    fn fingerprint_is_short_stable_and_not_the_token() {
+        let fp = super::fingerprint("a.b.c");
+        assert_eq!(fp.len(), 16);
+        assert_eq!(fp, super::fingerprint("a.b.c"));
+        assert_ne!(fp, super::fingerprint("a.b.d"));
+    }
+}

@@ -27,7 +27,7 @@ pub mod request;
 pub mod verify;
 
 pub use alg::Algorithm;
-pub use config::{Config, ConfigError, ConfigErrors, Mode};
+pub use config::{Config, ConfigError, ConfigErrors, FetchConfig, Mode};
 pub use decision::{Allow, Decision, Deny, DenyCode};
 pub use gate::{Gate, Issuer, IssuerId, KeySource, Located, Strip, Verified};
 pub use keys::{Key, KeySet, PublicKey};

@@ -451,3 +451,91 @@ fn the_same_issuer_twice_is_an_error_even_via_a_preset_default() {
     let text = Gate::from_json(&c.to_string()).unwrap_err().to_string();
     assert!(text.contains("issuers[1].issuer: \"https://token.actions.githubusercontent.com\" is configured twice"), "{text}");
 }
+
+#[test]
+fn fetch_settings_are_validated_with_paths() {
+    let mut c = config(json!({"token_cache_size": 1_000_000}));
+    c["issuers"][0]["fetch"] = json!({
+        "cluster": "",
+        "timeout_ms": 0,
+        "cache_seconds": 600,
+        "max_stale_seconds": 60,
+        "retry_seconds": 0,
+    });
+    let errors = Gate::from_json(&c.to_string()).unwrap_err().to_string();
+    for expected in [
+        "issuers[0].fetch.cluster: must not be empty",
+        "issuers[0].fetch.timeout_ms: must be between 1 and 60000",
+        "issuers[0].fetch.retry_seconds: must be between 1 and 86400",
+        "issuers[0].fetch.max_stale_seconds: must be at least cache_seconds",
+        "token_cache_size: must be at most 100000",
+    ] {
+        assert!(
+            errors.contains(expected),
+            "missing {expected:?} in:\n{errors}"
+        );
+    }
+    c["issuers"][0]["fetch"] = json!({"clusterr": "x"});
+    let errors = Gate::from_json(&c.to_string()).unwrap_err().to_string();
+    assert!(errors.contains("issuers[0].fetch"), "{errors}");
+    assert!(errors.contains("unknown field `clusterr`"), "{errors}");
+
+    let g = gate(json!({}));
+    let fetch = &g.issuers()[0].fetch;
+    assert_eq!(
+        (
+            fetch.timeout_ms,
+            fetch.cache_seconds,
+            fetch.min_refetch_seconds,
+            fetch.max_stale_seconds
+        ),
+        (5_000, 600, 30, 86_400)
+    );
+    assert_eq!(g.token_cache_size(), 1024);
+}
+
+#[test]
+fn cors_preflight_bypass_only_when_enabled_and_only_for_real_preflights() {
+    let headers: Vec<(String, String)> = vec![
+        ("origin".into(), "https://ci.example".into()),
+        ("access-control-request-method".into(), "POST".into()),
+    ];
+    let preflight = Request {
+        method: "OPTIONS",
+        path: "/deploy",
+        host: "api",
+        headers: &headers,
+    };
+    assert!(!gate(json!({})).is_bypassed_preflight(&preflight));
+    let g = gate(json!({"allow_cors_preflight": true}));
+    assert!(g.is_bypassed_preflight(&preflight));
+    let plain_options = Request {
+        headers: &headers[..1],
+        ..preflight
+    };
+    assert!(!g.is_bypassed_preflight(&plain_options));
+    let post = Request {
+        method: "POST",
+        ..preflight
+    };
+    assert!(!g.is_bypassed_preflight(&post));
+}
+
+#[test]
+fn revalidate_rechecks_expiry_of_an_earlier_verification() {
+    let g = gate(json!({}));
+    let t = token_with(&fixtures::rsa_a(), "a", |_| {});
+    let (parsed, id) = g.route(&t).unwrap();
+    let verified = g
+        .verify(&parsed, id, g.static_keys(id).unwrap(), NOW)
+        .unwrap();
+    assert!(g.revalidate(&verified, NOW + 30).is_ok());
+    let late = g
+        .revalidate(&verified, verified.expires_at + 61)
+        .unwrap_err();
+    assert_eq!(late.code, DenyCode::Expired);
+    assert_eq!(
+        g.claim_header_names().collect::<Vec<_>>(),
+        ["x-ci-repository"]
+    );
+}

@@ -10,7 +10,9 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "\
 cargo xtask <task>
 
-  test       every check and test: fmt, clippy, the workspace tests, the no_std wasm build
+  test       every check and test: fmt, clippy (native and wasm), the no_std wasm build, and
+             the workspace tests (which build the Envoy module and run it in a wasmtime host)
+  build      the Envoy filter module, release: target/wasm32-wasip1/release/gateward_envoy.wasm
   samples    regenerate examples/tokens/*.jwt (the quick start's sample tokens)
 ";
 
@@ -18,6 +20,14 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "test" => test(),
+        "build" => build().map(|path| {
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "{} ({size} bytes, {:.2} MiB)",
+                path.display(),
+                size as f64 / 1048576.0
+            );
+        }),
         "samples" => samples::write(&root().join("examples")),
         _ => {
             eprint!("{USAGE}");
@@ -68,6 +78,16 @@ fn test() -> Result<(), String> {
         "warnings",
     ])?;
     cargo(&[
+        "clippy",
+        "-p",
+        "gateward-envoy",
+        "--target",
+        "wasm32-wasip1",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&[
         "build",
         "-p",
         "policy-engine",
@@ -77,4 +97,17 @@ fn test() -> Result<(), String> {
     ])?;
     cargo(&["test", "--workspace"])?;
     Ok(())
+}
+
+/// The Envoy filter module (release).
+pub fn build() -> Result<PathBuf, String> {
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "gateward-envoy",
+        "--target",
+        "wasm32-wasip1",
+    ])?;
+    Ok(root().join("target/wasm32-wasip1/release/gateward_envoy.wasm"))
 }
