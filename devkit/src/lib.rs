@@ -1,5 +1,17 @@
 //! Development-only token minting: signs JWTs with throwaway keys for Gateward's tests, the
 //! local demo and the dev issuer. Nothing here is used to verify anything.
+//!
+//! Also the rest of the local stack the demo and the end-to-end tests run: [`envoy`] (installs
+//! and runs a real Envoy on loopback), [`http`] (a minimal HTTP/1.1 client), [`issuer`] (a local
+//! development OIDC issuer on loopback) and [`upstream`] (an echo server that shows which headers
+//! reached it).
+
+pub mod envoy;
+pub mod http;
+pub mod issuer;
+mod serve;
+pub mod stack;
+pub mod upstream;
 
 use jwt_compact::Algorithm as _;
 use policy_engine::alg::{Algorithm, Es384};
@@ -255,10 +267,43 @@ pub mod fixtures {
 }
 
 /// Realistic claims for CI providers, after `../shared/reference/ci-oidc-providers.md`.
+///
+/// Each builder returns one provider's ID-token claims for a job of the same fictional project
+/// (`octo-org/deploy`, deploying `main` to `prod`), issued at `iat` for audience `aud`, with the
+/// provider's real `iss`, claim types (strings for IDs and booleans where the provider sends
+/// strings) and timing (`nbf`, `exp`). The dev issuer ([`crate::issuer`]) serves them as presets,
+/// replacing `iss` with its own URL.
 pub mod claims {
     use serde_json::{json, Value};
 
+    /// The presets [`preset`] knows, in the order the dev issuer lists them.
+    pub const PRESETS: &[&str] = &[
+        "github-actions",
+        "gitlab",
+        "circleci",
+        "buildkite",
+        "spiffe",
+        "generic",
+    ];
+
+    /// The claims of preset `name` (one of [`PRESETS`]) issued at `iat` for `aud`; None for an
+    /// unknown name.
+    pub fn preset(name: &str, iat: i64, aud: &str) -> Option<Value> {
+        Some(match name {
+            "github-actions" => github_actions(iat, aud),
+            "gitlab" => gitlab(iat, aud),
+            "circleci" => circleci(iat, aud),
+            "buildkite" => buildkite(iat, aud),
+            "spiffe" => spiffe(iat, aud),
+            "generic" => generic(iat, aud),
+            _ => return None,
+        })
+    }
+
     /// A GitHub Actions ID token's claims for `octo-org/deploy` on `main`, issued at `iat`.
+    ///
+    /// A push to `main` by a job in environment `prod`, so `sub` takes the environment form.
+    /// Every claim but the times is a string; `nbf = iat - 600`, `exp = iat + 300`.
     pub fn github_actions(iat: i64, aud: &str) -> Value {
         json!({
             "jti": "6f7c6d5e-1b7a-4a52-9c8e-2f5a0f3b9d11",
@@ -279,14 +324,158 @@ pub mod claims {
             "actor_id": "583231",
             "workflow": "deploy",
             "workflow_ref": "octo-org/deploy/.github/workflows/deploy.yml@refs/heads/main",
+            "workflow_sha": "d6e2b5f3c0a1e4b7a9c8d7e6f5a4b3c2d1e0f9a8",
             "job_workflow_ref": "octo-org/deploy/.github/workflows/deploy.yml@refs/heads/main",
+            "job_workflow_sha": "d6e2b5f3c0a1e4b7a9c8d7e6f5a4b3c2d1e0f9a8",
             "event_name": "push",
+            "base_ref": "",
+            "head_ref": "",
             "ref_type": "branch",
             "ref_protected": "true",
             "environment": "prod",
+            "check_run_id": "30512345678",
             "iss": "https://token.actions.githubusercontent.com",
             "nbf": iat - 600,
             "iat": iat,
+            "exp": iat + 300,
+        })
+    }
+
+    /// A GitLab CI/CD `id_tokens` token (gitlab.com) for project `octo-org/deploy`, a push
+    /// pipeline on the protected branch `main`, job in environment `prod`.
+    ///
+    /// IDs and booleans are strings except `runner_id` (a number); `ref` is the short name with
+    /// `ref_type` beside it; `nbf = iat - 5`, `exp = iat + 300` (the default job timeout of five
+    /// minutes; real jobs often run longer).
+    pub fn gitlab(iat: i64, aud: &str) -> Value {
+        json!({
+            "namespace_id": "4242",
+            "namespace_path": "octo-org",
+            "project_id": "7031",
+            "project_path": "octo-org/deploy",
+            "job_namespace_id": "4242",
+            "job_namespace_path": "octo-org",
+            "job_project_id": "7031",
+            "job_project_path": "octo-org/deploy",
+            "user_id": "1523",
+            "user_login": "octocat",
+            "user_email": "octocat@example.com",
+            "user_access_level": "maintainer",
+            "pipeline_id": "1184500213",
+            "pipeline_source": "push",
+            "job_id": "6620718845",
+            "ref": "main",
+            "ref_type": "branch",
+            "ref_path": "refs/heads/main",
+            "ref_protected": "true",
+            "environment": "prod",
+            "environment_protected": "true",
+            "deployment_tier": "production",
+            "environment_action": "start",
+            "runner_id": 32975811,
+            "runner_environment": "gitlab-hosted",
+            "sha": "d6e2b5f3c0a1e4b7a9c8d7e6f5a4b3c2d1e0f9a8",
+            "project_visibility": "private",
+            "ci_config_ref_uri": "gitlab.com/octo-org/deploy//.gitlab-ci.yml@refs/heads/main",
+            "ci_config_sha": "d6e2b5f3c0a1e4b7a9c8d7e6f5a4b3c2d1e0f9a8",
+            "jti": "b3d1f0a2-5c6e-4d7f-8a9b-0c1d2e3f4a5b",
+            "iss": "https://gitlab.com",
+            "aud": aud,
+            "sub": "project_path:octo-org/deploy:ref_type:branch:ref:main",
+            "iat": iat,
+            "nbf": iat - 5,
+            "exp": iat + 300,
+        })
+    }
+
+    /// The CircleCI organisation of [`circleci`]'s token (its issuer is
+    /// `https://oidc.circleci.com/org/<this>`).
+    pub const CIRCLECI_ORG_ID: &str = "8d2c4a6e-1f3b-4c5d-9e7f-0a1b2c3d4e5f";
+
+    /// A CircleCI token (`CIRCLE_OIDC_TOKEN_V2`) for project `github.com/octo-org/deploy` on
+    /// `main`: the V2 `sub` (`org/…/project/…/user/…/vcs-origin/…/vcs-ref/…`), the
+    /// `oidc.circleci.com/*` claims (UUID strings, `context-ids` an array, `ssh-rerun` a
+    /// boolean), no `nbf`, `exp = iat + 3600`.
+    pub fn circleci(iat: i64, aud: &str) -> Value {
+        let org = CIRCLECI_ORG_ID;
+        let project = "5b7d9f1a-3c4e-4a6b-8d0f-2e4a6c8e0b1d";
+        let user = "e1f2a3b4-c5d6-4e7f-a8b9-c0d1e2f3a4b5";
+        json!({
+            "iss": format!("https://oidc.circleci.com/org/{org}"),
+            "sub": format!(
+                "org/{org}/project/{project}/user/{user}/vcs-origin/github.com/octo-org/deploy/vcs-ref/refs/heads/main"
+            ),
+            "aud": aud,
+            "jti": "7a8b9c0d-1e2f-4a3b-9c4d-5e6f7a8b9c0d",
+            "oidc.circleci.com/org-id": org,
+            "oidc.circleci.com/project-id": project,
+            "oidc.circleci.com/pipeline-id": "c3e5a7b9-d1f3-4b5d-8f7a-9b1c3d5e7f9a",
+            "oidc.circleci.com/pipeline-definition-id": "f0e1d2c3-b4a5-4968-8776-5a4b3c2d1e0f",
+            "oidc.circleci.com/workflow-id": "a9b8c7d6-e5f4-4a3b-9c2d-1e0f9a8b7c6d",
+            "oidc.circleci.com/job-id": "d4c3b2a1-f0e9-4d8c-a7b6-c5d4e3f2a1b0",
+            "oidc.circleci.com/context-ids": ["0c9d8e7f-6a5b-4c4d-8e3f-2a1b0c9d8e7f"],
+            "oidc.circleci.com/vcs-origin": "github.com/octo-org/deploy",
+            "oidc.circleci.com/vcs-ref": "refs/heads/main",
+            "oidc.circleci.com/ssh-rerun": false,
+            "iat": iat,
+            "exp": iat + 3600,
+        })
+    }
+
+    /// A Buildkite agent token for pipeline `octo-org/deploy`, step `deploy`, on `main`: the
+    /// default `sub` (`organization:…:pipeline:…:ref:…:commit:…:step:…`), `build_number` a
+    /// number, `build_tag` null (not a tag build), `organization_id` and `pipeline_id` as if
+    /// requested with `--claim`; `nbf = iat`, `exp = iat + 300`.
+    pub fn buildkite(iat: i64, aud: &str) -> Value {
+        let commit = "d6e2b5f3c0a1e4b7a9c8d7e6f5a4b3c2d1e0f9a8";
+        json!({
+            "iss": "https://agent.buildkite.com",
+            "sub": format!(
+                "organization:octo-org:pipeline:deploy:ref:refs/heads/main:commit:{commit}:step:deploy"
+            ),
+            "aud": aud,
+            "iat": iat,
+            "nbf": iat,
+            "exp": iat + 300,
+            "jti": "01933a4e-2f1c-7b8d-9e0f-a1b2c3d4e5f6",
+            "organization_slug": "octo-org",
+            "pipeline_slug": "deploy",
+            "build_number": 1187,
+            "build_branch": "main",
+            "build_tag": null,
+            "build_commit": commit,
+            "step_key": "deploy",
+            "job_id": "01933a4e-3a2b-4c5d-8e6f-7a8b9c0d1e2f",
+            "agent_id": "01933a4e-4b3c-4d5e-9f6a-8b9c0d1e2f3a",
+            "build_source": "webhook",
+            "runner_environment": "self-hosted",
+            "organization_id": "6e1f0a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b",
+            "pipeline_id": "01933a4e-5c4d-4e6f-a07b-9c0d1e2f3a4b",
+        })
+    }
+
+    /// A SPIFFE JWT-SVID (as SPIRE issues it with `jwt_issuer` set): `sub` the workload's SPIFFE
+    /// ID `spiffe://example.org/ns/ci/sa/deployer`, exactly one audience (as an array), no `nbf`,
+    /// `exp = iat + 300` (SPIRE's default TTL).
+    pub fn spiffe(iat: i64, aud: &str) -> Value {
+        json!({
+            "iss": "https://oidc.example.org",
+            "sub": "spiffe://example.org/ns/ci/sa/deployer",
+            "aud": [aud],
+            "iat": iat,
+            "exp": iat + 300,
+        })
+    }
+
+    /// The smallest useful token: `iss`, `sub`, `aud` and the times (`nbf = iat`,
+    /// `exp = iat + 300`).
+    pub fn generic(iat: i64, aud: &str) -> Value {
+        json!({
+            "iss": "https://issuer.example",
+            "sub": "dev-user",
+            "aud": aud,
+            "iat": iat,
+            "nbf": iat,
             "exp": iat + 300,
         })
     }

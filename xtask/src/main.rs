@@ -2,6 +2,7 @@
 // Build tooling over our own files: indexing JSON we wrote ourselves is fine here.
 #![allow(clippy::indexing_slicing)]
 
+mod demo;
 mod samples;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,9 @@ cargo xtask <task>
   test       every check and test: fmt, clippy (native and wasm), the no_std wasm build, and
              the workspace tests (which build the Envoy module and run it in a wasmtime host)
   build      the Envoy filter module, release: target/wasm32-wasip1/release/gateward_envoy.wasm
+  demo       the quick start: Envoy + the filter + a development OIDC issuer + an echo
+             upstream on loopback, a walkthrough of allowed and denied requests, then the
+             stack stays up until Ctrl-C (`--once`: exit after the walkthrough)
   samples    regenerate examples/tokens/*.jwt (the quick start's sample tokens)
 ";
 
@@ -20,6 +24,7 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "test" => test(),
+        "demo" => demo::run(std::env::args().any(|a| a == "--once")),
         "build" => build().map(|path| {
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             println!(

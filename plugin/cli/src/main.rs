@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod dev_issuer;
 mod time;
 
 use std::process::ExitCode;
@@ -48,6 +49,12 @@ USAGE:
       Print every configuration error with its JSON path (exit 2), or a summary.
   gateward token inspect FILE|- [--now UNIX]
       Print a token's header and claims, UNVERIFIED, with times in human form.
+  gateward dev-issuer [--port N] [--audience A] [--key rsa|p256|p384|ed25519]
+      Run a local DEVELOPMENT OIDC issuer on 127.0.0.1 (throwaway keys; never
+      trust it in production): discovery, JWKS, and tokens for the presets
+      github-actions, gitlab, circleci, buildkite, spiffe, generic. Prints its
+      URLs and curl examples, then serves until Ctrl-C. --port 0 (the default)
+      picks a free port; --audience sets the default `aud`; --key defaults to rsa.
   gateward help | version
 ";
 
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
                 "expected `gateward token inspect FILE|-`".into(),
             )),
         },
+        "dev-issuer" => dev_issuer::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

