@@ -1105,8 +1105,21 @@ fn request_headers(given: &[(&str, &str)], vm: VmId, context: u32) -> HeaderList
     ];
     let standard = [":authority", ":path", ":method", ":scheme", "host"];
     for (k, v) in &given {
-        if !standard.contains(&k.as_str()) {
-            headers::add(&mut map, k, v);
+        if standard.contains(&k.as_str()) {
+            continue;
+        }
+        // Envoy keeps `authorization` as an inline header and joins a repeated one into one
+        // value with "," (observed with Envoy 1.40 over HTTP/1.1); other repeated headers,
+        // `cookie` included, stay separate entries.
+        match map
+            .iter_mut()
+            .find(|(name, _)| name == k && k == "authorization")
+        {
+            Some((_, existing)) => {
+                existing.push(',');
+                existing.push_str(v);
+            }
+            None => headers::add(&mut map, k, v),
         }
     }
     if headers::get(&map, "x-forwarded-proto").is_none() {

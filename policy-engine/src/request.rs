@@ -79,12 +79,15 @@ impl TokenSource {
         let mut found = Vec::new();
         if let Some(name) = &self.header {
             let prefix = self.header_prefix();
+            // A proxy may join repeated headers into one with commas (Envoy does for
+            // `authorization`); a JWS never contains a comma, so each part is its own credential.
             for v in req
                 .headers
                 .iter()
                 .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
+                .flat_map(|(_, v)| v.split(','))
             {
+                let v = v.trim_start();
                 if let Some(head) = v.get(..prefix.len()) {
                     if head.eq_ignore_ascii_case(prefix) {
                         found.push(v.get(prefix.len()..).unwrap_or(""));

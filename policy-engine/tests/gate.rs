@@ -257,6 +257,16 @@ fn tokens_in_two_places_are_ambiguous_and_query_and_cookie_sources_work() {
         &[("authorization", &bearer(&t))],
     );
     assert_eq!(deny_code(&d), DenyCode::TokenAmbiguous);
+    // Two credentials in one header: repeated, or joined with a comma by a proxy (Envoy joins
+    // repeated `authorization` headers).
+    for headers in [
+        vec![("authorization", bearer(&t)), ("authorization", bearer(&t))],
+        vec![("authorization", format!("{},{}", bearer(&t), bearer(&t)))],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let d = check(&g, "POST", "/deploy", &headers);
+        assert_eq!(deny_code(&d), DenyCode::TokenAmbiguous);
+    }
     let Decision::Allow(a) = check(&g, "POST", &format!("/deploy?x=1&access_token={t}"), &[])
     else {
         panic!()

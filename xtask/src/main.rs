@@ -14,6 +14,7 @@ cargo xtask <task>
   test       every check and test: fmt, clippy (native and wasm), the no_std wasm build, and
              the workspace tests (which build the Envoy module and run it in a wasmtime host)
   build      the Envoy filter module, release: target/wasm32-wasip1/release/gateward_envoy.wasm
+  e2e        only the end-to-end tests: real Envoy, the built module, the dev issuer
   demo       the quick start: Envoy + the filter + a development OIDC issuer + an echo
              upstream on loopback, a walkthrough of allowed and denied requests, then the
              stack stays up until Ctrl-C (`--once`: exit after the walkthrough)
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "test" => test(),
+        "e2e" => cargo(&["test", "-p", "gateward-host-tests", "--test", "e2e"]),
         "demo" => demo::run(std::env::args().any(|a| a == "--once")),
         "build" => build().map(|path| {
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

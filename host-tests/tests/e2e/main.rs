@@ -133,6 +133,17 @@ fn every_denial_reaches_the_client_as_documented() {
             "issuer_untrusted",
         ),
         (json!({"repository_owner_id": null}), 401, "claim_missing"),
+        (json!({"exp": "soon"}), 401, "claim_invalid"),
+        (
+            json!({"iat": now, "nbf": now + 3600, "exp": now + 3900}),
+            401,
+            "not_yet_valid",
+        ),
+        (
+            json!({"iat": now, "exp": now + 86_400}),
+            401,
+            "lifetime_exceeded",
+        ),
     ];
     for (claims, status, want) in cases {
         let token = mint(&run, "github-actions", claims.clone());
@@ -155,6 +166,40 @@ fn every_denial_reaches_the_client_as_documented() {
         .unwrap();
     assert_eq!(code(&deploy(&run, &forged)), "signature_invalid");
     assert_eq!(code(&deploy(&run, "not.a.token")), "token_malformed");
+    assert_eq!(code(&deploy(&run, &"x".repeat(9000))), "token_too_large");
+    // An algorithm the issuer is not configured for (ES256), and a kid it never published
+    // (the refetch is rate-limited: keys were fetched moments ago).
+    let ec = gateward_devkit::issuer::DevIssuer::start(gateward_devkit::issuer::IssuerOptions {
+        key: gateward_devkit::KeyKind::P256,
+        ..Default::default()
+    })
+    .unwrap();
+    let es256 = ec
+        .mint(
+            "github-actions",
+            &json!({"iss": run.issuer().unwrap().url()}),
+        )
+        .unwrap();
+    assert_eq!(code(&deploy(&run, &es256)), "alg_not_allowed");
+    other.rotate();
+    let unknown_kid = other
+        .mint(
+            "github-actions",
+            &json!({"iss": run.issuer().unwrap().url()}),
+        )
+        .unwrap();
+    assert_eq!(code(&deploy(&run, &unknown_kid)), "key_not_found");
+    // Two tokens in one request.
+    let token = mint(&run, "github-actions", json!({}));
+    let auth = format!("Bearer {token}");
+    let r = gateward_devkit::http::request(
+        "POST",
+        &format!("{}/deploy", run.url()),
+        &[("authorization", &auth), ("authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code(&r), "token_ambiguous");
 
     let r = run.send("POST", "/deploy", None).unwrap();
     assert_eq!(r.status, 401);

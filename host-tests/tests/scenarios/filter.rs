@@ -178,6 +178,21 @@ fn no_token_is_a_bare_challenge_and_two_tokens_are_ambiguous() {
 
     let t = token(&fixtures::rsa_a(), "a");
     let auth = format!("Bearer {t}");
+    // Repeated `authorization` headers reach the filter joined by "," as in Envoy.
+    let s = request(
+        &mut host,
+        vm,
+        "POST",
+        "/deploy",
+        &[("authorization", &auth), ("authorization", &auth)],
+    );
+    assert_eq!(
+        host.stream(s).header("authorization"),
+        Some(format!("{auth},{auth}").as_str())
+    );
+    let reply = host.stream(s).local_reply.clone().unwrap();
+    assert_eq!(reply.body_json()["code"], "token_ambiguous");
+
     let path = format!("/deploy?access_token={t}");
     let s = request(&mut host, vm, "POST", &path, &[("authorization", &auth)]);
     let reply = host.stream(s).local_reply.clone().unwrap();
