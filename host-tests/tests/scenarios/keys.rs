@@ -388,3 +388,25 @@ fn unknown_cluster_is_reported_and_fails_closed() {
         .any(|l| l.message.contains("is cluster \"nope\" defined?")));
     assert_no_trap(&host, &[vm]);
 }
+
+#[test]
+fn a_vm_configured_during_a_fetch_does_not_start_another() {
+    let config = remote_config(json!({}));
+    let mut host = Host::new(Module::gateward());
+    host.add_cluster("github");
+    let first = host.start_vm(b"").unwrap();
+    assert!(host.configure(first, config.to_string().as_bytes()));
+    let t = token(&fixtures::rsa_a(), "a");
+    let s1 = deploy(&mut host, first, &t);
+    let call = only_call(&host);
+    // A worker VM starts while the first one holds the fetch lease.
+    let late = host.start_vm(b"").unwrap();
+    assert!(host.configure(late, config.to_string().as_bytes()));
+    let s2 = deploy(&mut host, late, &t);
+    host.advance(300);
+    assert_eq!(only_call(&host).id, call.id, "the late VM fetched too");
+    host.respond(call.id, jwks_response(&[("a", &fixtures::rsa_a())]));
+    host.advance(100);
+    assert!(host.stream(s1).is_allowed() && host.stream(s2).is_allowed());
+    assert_no_trap(&host, &[first, late]);
+}

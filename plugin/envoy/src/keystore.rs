@@ -211,11 +211,13 @@ impl KeyStore {
             }
             source.issuers.push_str(issuer);
         }
-        // Create the state record now, so that later lease takes are real compare-and-swaps
-        // (Envoy creates a missing key whatever cas is given).
+        // Create the state record now, so that later lease takes are real compare-and-swaps.
+        // Envoy creates a missing key whatever cas is given but refuses a wrong cas on an
+        // existing one, so an impossible cas means "create if absent": a VM starting late
+        // never wipes a lease another VM already holds.
         let key = Source::state_key(&id);
         if let Ok((None, None)) = hostcalls::get_shared_data(&key) {
-            write_state(&key, &State::default(), None);
+            write_state(&key, &State::default(), Some(u32::MAX));
         }
         id
     }
