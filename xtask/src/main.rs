@@ -116,5 +116,9 @@ pub fn build() -> Result<PathBuf, String> {
         "--target",
         "wasm32-wasip1",
     ])?;
-    Ok(root().join("target/wasm32-wasip1/release/gateward_envoy.wasm"))
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root().join(dir),
+        None => root().join("target"),
+    };
+    Ok(target.join("wasm32-wasip1/release/gateward_envoy.wasm"))
 }
