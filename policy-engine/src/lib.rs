@@ -23,6 +23,7 @@ pub mod jws;
 pub mod keys;
 pub mod policy;
 pub mod presets;
+pub mod rego_test;
 pub mod request;
 pub mod verify;
 

@@ -59,6 +59,11 @@ impl Args {
             .collect()
     }
 
+    /// Whether the switch `--name` was given.
+    pub fn switch(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+
     /// `--name`, required.
     pub fn require(&self, name: &str) -> Result<&str, CliError> {
         self.get(name)

@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod dev_issuer;
+mod policy_test;
 mod time;
 
 use std::process::ExitCode;
@@ -49,6 +50,9 @@ USAGE:
       Print every configuration error with its JSON path (exit 2), or a summary.
   gateward token inspect FILE|- [--now UNIX]
       Print a token's header and claims, UNVERIFIED, with times in human form.
+  gateward test [PATH...] [--verbose] [--run SUBSTRING]
+      Run the `test_*` rules of every .rego file under PATH (default .), like
+      `opa test`, on the engine the gate uses. Exit 0 all pass, 1 a failure, 2 bad input.
   gateward dev-issuer [--port N] [--audience A] [--key rsa|p256|p384|ed25519]
       Run a local DEVELOPMENT OIDC issuer on 127.0.0.1 (throwaway keys; never
       trust it in production): discovery, JWKS, and tokens for the presets
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             )),
         },
         "dev-issuer" => dev_issuer::run(rest),
+        "test" => policy_test::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -229,3 +229,49 @@ fn dev_issuer_serves_discovery_until_killed() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--key"));
 }
+
+#[test]
+fn rego_tests_pass_fail_and_bad_input_have_their_exit_codes() {
+    let dir = std::env::temp_dir().join(format!("gateward-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(
+        dir.join("lib/lib.rego"),
+        "package lib\nimport rego.v1\nallow if input.ok == true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("lib/lib_test.rego"),
+        "package lib_test\nimport rego.v1\nimport data.lib\n\
+         test_allows if lib.allow with input as {\"ok\": true}\n\
+         test_denies if not lib.allow with input as {\"ok\": false}\n",
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let out = gateward(&["test", d, "--verbose"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("data.lib_test.test_allows: PASS"), "{text}");
+    assert!(text.contains("PASS: 2/2"), "{text}");
+
+    std::fs::write(
+        dir.join("lib/more_test.rego"),
+        "package more_test\nimport rego.v1\nimport data.lib\n\
+         test_wrong if lib.allow with input as {\"ok\": false}\n",
+    )
+    .unwrap();
+    let out = gateward(&["test", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("data.more_test.test_wrong: FAIL"), "{text}");
+    assert!(
+        !text.contains("test_allows"),
+        "passing tests shown without --verbose"
+    );
+    assert!(text.contains("FAIL: 1/3"), "{text}");
+
+    std::fs::write(dir.join("lib/broken.rego"), "package broken\nx if {").unwrap();
+    let out = gateward(&["test", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.rego"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
