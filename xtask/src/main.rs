@@ -11,8 +11,9 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "\
 cargo xtask <task>
 
-  test       every check and test: fmt, clippy (native and wasm), the no_std wasm build, and
-             the workspace tests (which build the Envoy module and run it in a wasmtime host)
+  test       every check and test: fmt, clippy (native and wasm), the no_std wasm build, the
+             workspace tests (which build the Envoy module and run it in a wasmtime host and in
+             a real Envoy), and the Rego library's tests (`gateward test policies`)
   build      the Envoy filter module, release: target/wasm32-wasip1/release/gateward_envoy.wasm
   e2e        only the end-to-end tests: real Envoy, the built module, the dev issuer
   demo       the quick start: Envoy + the filter + a development OIDC issuer + an echo
@@ -103,6 +104,8 @@ fn test() -> Result<(), String> {
         "wasm32-unknown-unknown",
     ])?;
     cargo(&["test", "--workspace"])?;
+    // The Rego library's own tests, on the engine the gate uses.
+    cargo(&["run", "-q", "-p", "gateward-cli", "--", "test", "policies"])?;
     Ok(())
 }
 
