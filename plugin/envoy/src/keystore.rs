@@ -333,7 +333,8 @@ impl KeyStore {
                 source.in_flight = Some(InFlight {
                     token,
                     stage: Stage::Jwks(uri),
-                    context: current_context(cx),
+                    // The SDK delivers the response to the context whose callback runs now.
+                    context: crate::vm::current_context(),
                 });
                 Ok(None)
             }
@@ -463,7 +464,8 @@ fn start(vm: u64, id: &str, source: &mut Source, now: u64, cx: &dyn Context) -> 
             source.in_flight = Some(InFlight {
                 token,
                 stage,
-                context: current_context(cx),
+                // The SDK delivers the response to the context whose callback runs now.
+                context: crate::vm::current_context(),
             });
             Start::Started
         }
@@ -645,13 +647,6 @@ fn write_state(key: &str, state: &State, cas: Option<u32>) -> bool {
         return false;
     };
     hostcalls::set_shared_data(key, Some(&bytes), cas).is_ok()
-}
-
-/// The context a response will be delivered to: the SDK registers calls under the context
-/// whose callback is running. The root context id is what [`Context`] cannot tell us, so the
-/// caller's effective id is tracked by [`crate::vm`].
-fn current_context(_cx: &dyn Context) -> u32 {
-    crate::vm::current_context()
 }
 
 /// Splits an http(s) URL into `:authority` and `:path` (with query, without fragment).
