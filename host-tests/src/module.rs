@@ -2,68 +2,25 @@
 
 use crate::error::HostError;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use wasmtime::{Config, Engine, OptLevel};
 
 /// Builds `plugin/envoy` (`gateward-envoy`) for `wasm32-wasip1` in release mode, once per
 /// process, and returns the `.wasm` path.
 ///
-/// Runs `$CARGO build --release -p gateward-envoy --target wasm32-wasip1 --target-dir
-/// <T>/gateward-wasm` in the workspace, where `<T>` is `$CARGO_TARGET_DIR` (relative paths are
-/// taken from the workspace root) or `<workspace>/target`. A target dir of its own keeps the
-/// inner cargo off the lock the outer `cargo test` holds. Panics with cargo's output if the
-/// build fails: this is test support, and that is a test failure.
+/// Uses `gateward_devkit::envoy::build_module` (as `cargo xtask build` does) with a target dir
+/// of its own, `<target>/gateward-wasm`, which keeps the inner cargo off the lock the outer
+/// `cargo test` holds. Panics if the build fails (cargo's output is on stderr): this is test
+/// support, and that is a test failure.
 pub fn filter_wasm() -> &'static Path {
     static WASM: OnceLock<PathBuf> = OnceLock::new();
     WASM.get_or_init(build_filter)
 }
 
-fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host-tests lives inside the workspace")
-}
-
 fn build_filter() -> PathBuf {
-    let workspace = workspace_root();
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
-        Some(dir) => workspace.join(dir),
-        None => workspace.join("target"),
-    };
-    let target_dir = target.join("gateward-wasm");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(&cargo)
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "gateward-envoy",
-            "--target",
-            "wasm32-wasip1",
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .output()
-        .unwrap_or_else(|e| panic!("running {cargo:?} to build the filter: {e}"));
-    if !output.status.success() {
-        panic!(
-            "building the filter (cargo build --release -p gateward-envoy --target wasm32-wasip1) \
-             failed with {}:\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let wasm = target_dir.join("wasm32-wasip1/release/gateward_envoy.wasm");
-    assert!(
-        wasm.is_file(),
-        "cargo built the filter but {} is missing (is plugin/envoy a cdylib?)",
-        wasm.display()
-    );
-    wasm
+    use gateward_devkit::envoy;
+    envoy::build_module(Some(&envoy::cargo_target_dir().join("gateward-wasm")))
+        .unwrap_or_else(|e| panic!("building the filter: {e}"))
 }
 
 /// The one engine every module and VM of the process uses.

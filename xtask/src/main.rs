@@ -111,17 +111,5 @@ fn test() -> Result<(), String> {
 
 /// The Envoy filter module (release).
 pub fn build() -> Result<PathBuf, String> {
-    cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "gateward-envoy",
-        "--target",
-        "wasm32-wasip1",
-    ])?;
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root().join(dir),
-        None => root().join("target"),
-    };
-    Ok(target.join("wasm32-wasip1/release/gateward_envoy.wasm"))
+    gateward_devkit::envoy::build_module(None).map_err(|e| e.to_string())
 }
