@@ -16,6 +16,9 @@ pub mod claims;
 pub mod config;
 pub mod decision;
 pub mod discovery;
+#[cfg(feature = "explain")]
+pub mod explain;
+pub mod freshness;
 pub mod gate;
 pub mod headers;
 pub mod json;

@@ -5,6 +5,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+#[cfg(feature = "std")]
+use regorus::languages::rego::compiler::Compiler;
 use regorus::{CompiledPolicy, Engine, Value};
 use serde_json::Value as Json;
 
@@ -25,6 +27,9 @@ pub struct Module {
 pub struct Policy {
     compiled: CompiledPolicy,
     entrypoint: String,
+    /// Kept for explanations (`explain`), which evaluate on a fresh engine with coverage on.
+    modules: Vec<Module>,
+    data: Option<Json>,
 }
 
 impl core::fmt::Debug for Policy {
@@ -84,9 +89,18 @@ impl Policy {
         let compiled = engine
             .compile_with_entrypoint(&rule)
             .map_err(|e| alloc::vec![format!("compiling for entrypoint {entrypoint}: {e}")])?;
+        // The interpreter resolves functions only when a rule runs, so a misspelt or
+        // unsupported builtin would surface as a runtime deny. regorus's RVM compiler resolves
+        // every call reachable from the entrypoint: use it to refuse such a policy at load.
+        #[cfg(feature = "std")]
+        if let Err(e) = Compiler::compile_from_policy(&compiled, &[entrypoint]) {
+            return Err(alloc::vec![describe_compile_error(&e.to_string())]);
+        }
         Ok(Policy {
             compiled,
             entrypoint: entrypoint.to_string(),
+            modules: modules.to_vec(),
+            data: data.cloned(),
         })
     }
 
@@ -95,14 +109,29 @@ impl Policy {
         &self.entrypoint
     }
 
+    /// The Rego modules it was compiled from.
+    pub fn modules(&self) -> &[Module] {
+        &self.modules
+    }
+
+    /// The `data` document it was compiled with.
+    pub fn data(&self) -> Option<&Json> {
+        self.data.as_ref()
+    }
+
     /// Evaluates the policy over `input`. Err is a policy error (fail closed): an evaluation
     /// error, or a result that is not a decision.
     pub fn evaluate(&self, input: Value) -> Result<Verdict, String> {
-        let result = self
-            .compiled
+        interpret(&self.evaluate_value(input)?)
+    }
+
+    /// Evaluates the policy over `input` and returns the entrypoint's raw result, for hosts whose
+    /// results carry more than a [`Verdict`] (the OpenBao method: policies, TTL, metadata).
+    /// Err is an evaluation error; an undefined result is `Ok(Value::Undefined)`.
+    pub fn evaluate_value(&self, input: Value) -> Result<Value, String> {
+        self.compiled
             .eval_with_input(input)
-            .map_err(|e| format!("evaluation failed: {e}"))?;
-        interpret(&result)
+            .map_err(|e| format!("evaluation failed: {e}"))
     }
 }
 
@@ -134,6 +163,28 @@ pub fn interpret(result: &Value) -> Result<Verdict, String> {
                 .map(|s| truncate(&s))
                 .unwrap_or_default()
         )),
+    }
+}
+
+/// Turns regorus's multi-line compiler report into one line: `module:line:col: problem`.
+#[cfg(feature = "std")]
+fn describe_compile_error(report: &str) -> String {
+    let location = report
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("--> "))
+        .next_back();
+    let problem = report
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("error: "))
+        .map(|m| m.trim_start_matches("Compilation error:").trim())
+        .rfind(|m| !m.is_empty());
+    match (location, problem) {
+        (Some(at), Some(p)) if p.starts_with("Unknown function") => format!(
+            "{at}: {p}: neither a builtin Gateward's engine supports (docs/policies.md#builtins) \
+             nor a function the policy defines"
+        ),
+        (Some(at), Some(p)) => format!("{at}: {p}"),
+        _ => format!("policy does not compile: {}", report.trim()),
     }
 }
 
@@ -295,21 +346,30 @@ mod tests {
     }
 
     #[test]
-    fn missing_entrypoint_fails_at_load_and_unknown_function_fails_closed() {
+    #[cfg(feature = "std")]
+    fn missing_entrypoint_and_unknown_functions_fail_at_load_naming_them() {
         let e = Policy::compile(&module("package other\nx := 1\n"), None, DEFAULT_ENTRYPOINT)
             .unwrap_err();
         assert!(e[0].contains("entrypoint"), "{e:?}");
-        // regorus resolves functions at evaluation: an unknown one is an evaluation error, which
-        // the gate turns into a `policy_error` denial.
-        let p = Policy::compile(
-            &module("package gateward\ndecision := no.such.builtin(1)\n"),
+        let e = Policy::compile(
+            &module("package gateward\nimport rego.v1\n\nok if strings.frobnicate(\"a\")\ndecision := ok\n"),
             None,
             DEFAULT_ENTRYPOINT,
         )
-        .unwrap();
-        assert!(p
-            .evaluate(Value::new_object())
-            .unwrap_err()
-            .contains("no.such.builtin"));
+        .unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("p.rego:4:")
+                && e[0].contains("Unknown function: 'strings.frobnicate'"),
+            "{e:?}"
+        );
+        // Builtins regorus has but this build leaves out (time: no clock in the core) too.
+        let e = Policy::compile(
+            &module("package gateward\ndecision := time.now_ns() > 0\n"),
+            None,
+            DEFAULT_ENTRYPOINT,
+        )
+        .unwrap_err();
+        assert!(e[0].contains("time.now_ns"), "{e:?}");
     }
 }

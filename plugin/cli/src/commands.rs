@@ -4,7 +4,9 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use policy_engine::{jws, Config, Decision, Gate, KeySet, KeySource, Request};
+use policy_engine::{
+    explain, jws, Config, Decision, Gate, Issuer, IssuerId, KeySet, KeySource, Request,
+};
 use serde_json::{json, Value};
 
 use crate::args::Args;
@@ -56,15 +58,43 @@ pub fn load_gate(path: &str) -> Result<Gate, CliError> {
     Ok(gate)
 }
 
-/// `gateward check`.
-pub fn check(raw: Vec<String>) -> Result<ExitCode, CliError> {
-    let args = Args::parse(raw, &[])?;
-    args.only(&[
-        "config", "token", "now", "method", "path", "host", "header", "jwks",
-    ])?;
+/// A request assembled from `check`/`eval` arguments, with the keys to verify it.
+struct Prepared {
+    gate: Gate,
+    method: String,
+    path: String,
+    host: String,
+    headers: Vec<(String, String)>,
+    extra_keys: Option<KeySet>,
+    now: i64,
+}
+
+impl Prepared {
+    fn request(&self) -> Request<'_> {
+        Request {
+            method: &self.method,
+            path: &self.path,
+            host: &self.host,
+            headers: &self.headers,
+        }
+    }
+
+    fn keys<'g>(&'g self) -> impl Fn(IssuerId, &'g Issuer) -> Option<&'g KeySet> {
+        move |id, issuer| match &issuer.keys {
+            KeySource::Static(_) => self.gate.static_keys(id),
+            _ => self.extra_keys.as_ref(),
+        }
+    }
+}
+
+const REQUEST_FLAGS: [&str; 8] = [
+    "config", "token", "now", "method", "path", "host", "header", "jwks",
+];
+
+fn prepare(args: &Args) -> Result<Prepared, CliError> {
     let gate = load_gate(args.require("config")?)?;
     let token = read(args.require("token")?)?.trim().to_string();
-    let now = now_arg(&args)?;
+    let now = now_arg(args)?;
     let extra_keys = match args.get("jwks") {
         Some(path) => Some(
             KeySet::from_jwks(read(path)?.as_bytes())
@@ -100,22 +130,21 @@ pub fn check(raw: Vec<String>) -> Result<ExitCode, CliError> {
         )),
         None => {}
     }
-    let req = Request {
-        method: args.get("method").unwrap_or("GET"),
-        path: &path,
-        host: args.get("host").unwrap_or("localhost"),
-        headers: &headers,
-    };
-    let decision = gate.check(
-        &req,
-        &|id, issuer| match &issuer.keys {
-            KeySource::Static(_) => gate.static_keys(id),
-            _ => extra_keys.as_ref(),
-        },
+    Ok(Prepared {
+        gate,
+        method: args.get("method").unwrap_or("GET").to_string(),
+        path,
+        host: args.get("host").unwrap_or("localhost").to_string(),
+        headers,
+        extra_keys,
         now,
-    );
-    let mut out = serde_json::to_value(&decision).map_err(|e| CliError::Input(e.to_string()))?;
-    if let (Decision::Deny(d), Some(obj)) = (&decision, out.as_object_mut()) {
+    })
+}
+
+/// The decision as JSON, with the challenge a deny would carry.
+fn decision_json(gate: &Gate, decision: &Decision) -> Value {
+    let mut out = serde_json::to_value(decision).unwrap_or_default();
+    if let (Decision::Deny(d), Some(obj)) = (decision, out.as_object_mut()) {
         if let Some(www) = d.www_authenticate(gate.realm()) {
             obj.insert("www_authenticate".into(), www.into());
         }
@@ -123,12 +152,53 @@ pub fn check(raw: Vec<String>) -> Result<ExitCode, CliError> {
             eprintln!("hint: this issuer's keys are remote; pass them with --jwks FILE");
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    Ok(if decision.is_allow() {
+    out
+}
+
+fn exit_code(decision: &Decision) -> ExitCode {
+    if decision.is_allow() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
+}
+
+/// `gateward check`.
+pub fn check(raw: Vec<String>) -> Result<ExitCode, CliError> {
+    let args = Args::parse(raw, &[])?;
+    args.only(&REQUEST_FLAGS)?;
+    let p = prepare(&args)?;
+    let decision = p.gate.check(&p.request(), &p.keys(), p.now);
+    let out = decision_json(&p.gate, &decision);
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    Ok(exit_code(&decision))
+}
+
+/// `gateward eval`: the decision, and with `--explain` why (rule values, evaluated lines,
+/// prints); `--json` prints the whole explanation as JSON.
+pub fn eval(raw: Vec<String>) -> Result<ExitCode, CliError> {
+    let args = Args::parse(raw, &["explain", "json"])?;
+    let mut known = REQUEST_FLAGS.to_vec();
+    known.extend(["explain", "json"]);
+    args.only(&known)?;
+    let p = prepare(&args)?;
+    let explanation = explain::check_explained(&p.gate, &p.request(), &p.keys(), p.now);
+    if args.switch("json") {
+        let mut out = serde_json::to_value(&explanation).unwrap_or_default();
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert(
+                "decision".into(),
+                decision_json(&p.gate, &explanation.decision),
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        print!(
+            "{}",
+            crate::explain_text::render(&explanation, &p.gate, args.switch("explain"))
+        );
+    }
+    Ok(exit_code(&explanation.decision))
 }
 
 /// `gateward config validate`.

@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod dev_issuer;
+mod explain_text;
 mod policy_test;
 mod time;
 
@@ -46,6 +47,11 @@ USAGE:
       Print the decision as JSON. Exit 0 allow, 1 deny, 2 bad input.
       --now makes old tokens reproducible; --jwks supplies keys for an issuer
       whose keys are remote (the CLI does not fetch them).
+  gateward eval --config FILE --token FILE|- [--method M] [--path P] [--explain] [--json]
+                [--now UNIX] [--host H] [--header 'K: V']... [--jwks FILE]
+      The decision in words; --explain adds the value of every rule in the policy's
+      packages, the Rego lines the entrypoint evaluated and print() output; --json
+      prints all of it as JSON. Exit codes as for check.
   gateward config validate FILE
       Print every configuration error with its JSON path (exit 2), or a summary.
   gateward token inspect FILE|- [--now UNIX]
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
     let rest: Vec<String> = argv.collect();
     let result = match cmd.as_str() {
         "check" => commands::check(rest),
+        "eval" => commands::eval(rest),
         "config" => match rest.split_first() {
             Some((sub, rest)) if sub == "validate" => commands::validate(rest.to_vec()),
             _ => Err(CliError::Usage(

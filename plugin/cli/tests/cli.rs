@@ -275,3 +275,70 @@ fn rego_tests_pass_fail_and_bad_input_have_their_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.rego"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn eval_explain_shows_rule_values_and_where_the_deny_came_from() {
+    let config = examples().join("github-deploy.json");
+    let run = |token: &str, extra: &[&str]| {
+        let token = examples().join("tokens").join(format!("{token}.jwt"));
+        let mut args = vec![
+            "eval",
+            "--config",
+            config.to_str().unwrap(),
+            "--token",
+            token.to_str().unwrap(),
+            "--now",
+            "1760000000",
+            "--method",
+            "POST",
+            "--path",
+            "/deploy",
+        ];
+        args.extend(extra);
+        let out = gateward(&args);
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    let (code, text) = run("feature-branch", &["--explain"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.starts_with("decision: DENY 403 policy_denied"),
+        "{text}"
+    );
+    assert!(text.contains("not refs/heads/feature/x"), "{text}");
+    assert!(
+        text.contains("data.gateward.decision = {\"allow\":false"),
+        "{text}"
+    );
+    // The allow rule's body stopped at the branch check; the deny rule's condition held.
+    assert!(
+        text.contains("!   14 \tclaims.ref == \"refs/heads/main\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("-   15 \tclaims.environment == \"prod\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("+   21 \tclaims.ref != \"refs/heads/main\""),
+        "{text}"
+    );
+
+    let (code, text) = run("allowed", &["--json"]);
+    assert_eq!(code, 0, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["decision"]["decision"], "allow", "{v}");
+    assert_eq!(v["decision"]["issuer"], "github");
+    assert_eq!(v["claims"]["repository"], "octo-org/deploy");
+    assert_eq!(v["input"]["request"]["method"], "POST");
+    assert!(v["coverage"][0]["covered"].as_array().unwrap().len() > 3);
+
+    // A token refused before the policy: said so, no rules.
+    let (code, text) = run("expired", &["--explain"]);
+    assert_eq!(code, 1);
+    assert!(text.contains("DENY 401 expired"), "{text}");
+    assert!(text.contains("The policy did not run"), "{text}");
+}
