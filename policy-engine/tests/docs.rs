@@ -81,3 +81,51 @@ fn every_deny_code_is_documented_with_its_status() {
         );
     }
 }
+
+/// The builtins the gate's engine has, as listed in docs/policies.md.
+fn documented_builtins() -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/policies.md"))
+        .unwrap();
+    let start = doc.find("<!-- builtins:start -->").unwrap();
+    let end = doc.find("<!-- builtins:end -->").unwrap();
+    doc[start..end]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_documented_builtins_are_exactly_the_engines() {
+    let mut engine: Vec<String> = regorus::unstable::BUILTINS
+        .keys()
+        .map(|k| k.to_string())
+        .chain(["print".to_string()])
+        .collect();
+    engine.sort();
+    let mut documented = documented_builtins();
+    documented.sort();
+    assert_eq!(
+        documented, engine,
+        "docs/policies.md's builtin list must match this build of regorus"
+    );
+}
+
+#[test]
+fn the_walkthrough_blocks_are_the_tested_files() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let doc = std::fs::read_to_string(format!("{root}/docs/policies.md")).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```rego\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    for (block, file) in [(0, "step1_main_branch.rego"), (1, "step2_library.rego")] {
+        let text = std::fs::read_to_string(format!("{root}/policies/walkthrough/{file}")).unwrap();
+        assert_eq!(
+            blocks[block], text,
+            "docs/policies.md block {block} != {file}"
+        );
+    }
+}

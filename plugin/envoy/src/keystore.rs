@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use policy_engine::config::FetchConfig;
 use policy_engine::discovery::{self, MAX_DISCOVERY_BYTES};
+use policy_engine::freshness::Freshness;
 use policy_engine::keys::MAX_JWKS_BYTES;
 use policy_engine::KeySet;
 use proxy_wasm::hostcalls;
@@ -147,16 +148,25 @@ impl Source {
     fn age_ms(&self, now: u64) -> u64 {
         now.saturating_sub(self.fetched_at_ms)
     }
+    /// This source's timestamps for the core's freshness rules (shared with the OpenBao
+    /// plugin): the shared state holds the attempt and outcome, this VM the key set's age.
+    fn freshness(&self) -> Freshness {
+        let known = |t: u64| (t != 0).then_some(t);
+        Freshness {
+            fetched_at_ms: self.keys.as_ref().map(|_| self.fetched_at_ms),
+            attempt_ms: known(self.state.attempt_ms),
+            done_ms: known(self.state.done_ms),
+            failed: self.state.failed,
+        }
+    }
     fn usable(&self, now: u64) -> bool {
-        self.keys.is_some() && self.age_ms(now) <= self.fetch.max_stale_seconds * 1_000
+        self.freshness().usable(&self.fetch, now)
     }
-    /// Refreshes start at 90% of the cache lifetime, so keys are replaced before they expire.
     fn refresh_due(&self, now: u64) -> bool {
-        self.keys.is_none() || self.age_ms(now) >= self.fetch.cache_seconds * 900
+        self.freshness().refresh_due(&self.fetch, now)
     }
-    /// A failed attempt holds further attempts back for `retry_seconds`.
     fn retry_allowed(&self, now: u64) -> bool {
-        !self.state.failed || now >= self.state.done_ms + self.fetch.retry_seconds * 1_000
+        self.freshness().retry_allowed(&self.fetch, now)
     }
     fn busy(&self, now: u64) -> bool {
         self.in_flight.is_some() || (self.state.owner != 0 && self.state.until_ms > now)
@@ -275,7 +285,7 @@ impl KeyStore {
         if source.busy(now) {
             return true;
         }
-        if now < source.state.attempt_ms + source.fetch.min_refetch_seconds * 1_000 {
+        if !source.freshness().refetch_allowed(&source.fetch, now) {
             return false;
         }
         source.refetch_wanted = true;
