@@ -170,6 +170,6 @@ denial(rule) := sprintf("rule misconfigured: %s", [concat("; ", sort(rule_proble
 } else := sprintf("branch %v (tag %v) is not an allowed branch or tag", [common.show("build_branch"), common.show("build_tag")]) if {
 	not ref_allowed(rule)
 } else := sprintf("%v %v is not allowed", [failing[0], common.show(failing[0])]) if {
-	failing := sort([name | some field, name in optional_claims; not optional_field_ok(rule, field, name)])
+	failing := sort([name | some field; name := optional_claims[field]; not optional_field_ok(rule, field, name)])
 	count(failing) > 0
 } else := "the token does not satisfy the rule"

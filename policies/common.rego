@@ -80,9 +80,10 @@ show(name) := object.get(claims, name, "(missing)")
 # `list_fields` that are present but not arrays of strings.
 field_problems(rule, known, list_fields) := problems if {
 	is_object(rule)
-	unknown := {sprintf("unknown field %q", [k]) | some k, _ in rule; not k in known}
+	unknown := {sprintf("unknown field %q", [k]) | some k in object.keys(rule); not k in known}
 	bad_lists := {sprintf("%s must be a list of strings", [k]) |
-		some k, v in rule
+		some k
+		v := rule[k]
 		k in list_fields
 		not strings_list(v)
 	}
@@ -93,7 +94,8 @@ field_problems(rule, _, _) := {"the rule must be an object"} if not is_object(ru
 
 # `rule[key]`, when present, is `true` or `false`.
 bool_field_problems(rule, keys) := {sprintf("%s must be true or false", [k]) |
-	some k, v in rule
+	some k
+	v := rule[k]
 	k in keys
 	not is_boolean(v)
 }
@@ -198,7 +200,8 @@ routes_for(provider) := [r |
 
 invalid_route_names := [n |
 	is_array(data.routes)
-	some i, r in data.routes
+	some i
+	r := data.routes[i]
 	not route_valid(r)
 	n := route_label(i, r)
 ]

@@ -103,7 +103,8 @@ _value_problems(rule) := problems if {
 		not is_object(rule[k])
 	}
 	patterns := {sprintf("claim_patterns.%v: %v is not a valid regular expression", [k, p]) |
-		some k, p in _object_or_empty(rule, "claim_patterns")
+		some k
+		p := _object_or_empty(rule, "claim_patterns")[k]
 		not common.valid_pattern(p)
 	}
 	sub_patterns := {sprintf("subject_patterns: %v is not a valid regular expression", [p]) |
@@ -154,11 +155,16 @@ denial(rule) := sprintf("rule misconfigured: %s", [concat("; ", sort(rule_proble
 } else := "the token carries none of the allowed audiences" if {
 	not audience_listed(rule)
 } else := sprintf("claim %v is %v, not %v", [failing[0], common.show(failing[0]), rule.claims[failing[0]]]) if {
-	failing := sort([name | some name, value in _object_or_empty(rule, "claims"); not claim_is(name, value)])
+	failing := sort([name | some name; value := _object_or_empty(rule, "claims")[name]; not claim_is(name, value)])
 	count(failing) > 0
 } else := sprintf("claim %v (%v) does not match %v", [failing[0], common.show(failing[0]), rule.claim_patterns[failing[0]]]) if {
-	failing := sort([name | some name, p in _object_or_empty(rule, "claim_patterns"); not claim_matches(name, p)])
+	failing := sort([name | some name; p := _object_or_empty(rule, "claim_patterns")[name]; not claim_matches(name, p)])
 	count(failing) > 0
+} else := "the token's age is unknown: it has no numeric iat claim" if {
+	# Before the next branch, whose message needs the age: an else branch whose value is
+	# undefined falls through on OPA but leaves the whole rule undefined on regorus.
+	not age_ok(rule)
+	not is_number(common.token_age)
 } else := sprintf("token issued %v s ago, more than %v s", [common.token_age, rule.max_age_seconds]) if {
 	not age_ok(rule)
 } else := "the token does not satisfy the rule"

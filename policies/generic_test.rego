@@ -117,6 +117,9 @@ test_max_age if {
 	gen.denial(r) == "token issued 3700 s ago, more than 600 s" with input as late
 	# No clock, no answer.
 	not gen.allowed(r) with input as object.remove(tok(tfc), ["now"])
+	no_iat := tok(object.remove(tfc, ["iat"]))
+	not gen.allowed(r) with input as no_iat
+	gen.denial(r) == "the token's age is unknown: it has no numeric iat claim" with input as no_iat
 }
 
 test_misconfigured_rules_deny if {

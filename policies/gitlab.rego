@@ -269,6 +269,11 @@ denial(rule) := sprintf("rule misconfigured: %s", [concat("; ", sort(rule_proble
 	not ci_config_allowed(rule)
 } else := sprintf("runner environment %v is not allowed", [common.show("runner_environment")]) if {
 	not runner_allowed(rule)
+} else := "the token's age is unknown: it has no numeric iat claim" if {
+	# Before the next branch, whose message needs the age: an else branch whose value is
+	# undefined falls through on OPA but leaves the whole rule undefined on regorus.
+	not age_ok(rule)
+	not is_number(common.token_age)
 } else := sprintf("token issued %v s ago, more than %v s", [common.token_age, rule.max_age_seconds]) if {
 	not age_ok(rule)
 } else := "the token does not satisfy the rule"

@@ -211,6 +211,9 @@ test_max_age if {
 	late := object.union(tok(push_main), {"now": 1790003000})
 	not gl.allowed(r) with input as late
 	gl.denial(r) == "token issued 3000 s ago, more than 900 s" with input as late
+	no_iat := tok(object.union(push_main, {"iat": "1790000000"}))
+	not gl.allowed(r) with input as no_iat
+	gl.denial(r) == "the token's age is unknown: it has no numeric iat claim" with input as no_iat
 }
 
 test_misconfigured_rules_deny if {

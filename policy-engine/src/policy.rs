@@ -29,6 +29,8 @@ pub struct Policy {
     entrypoint: String,
     /// Kept for explanations (`explain`), which evaluate on a fresh engine with coverage on.
     modules: Vec<Module>,
+    /// What of the input the modules can read.
+    reads: InputUse,
     data: Option<Json>,
 }
 
@@ -101,12 +103,21 @@ impl Policy {
             entrypoint: entrypoint.to_string(),
             modules: modules.to_vec(),
             data: data.cloned(),
+            reads: modules
+                .iter()
+                .fold(InputUse::default(), |u, m| u.union(scan(&m.text))),
         })
     }
 
     /// The entrypoint rule.
     pub fn entrypoint(&self) -> &str {
         &self.entrypoint
+    }
+
+    /// Which parts of the input the policy can read: a decision may be reused for a request
+    /// whose readable parts are the same ([`crate::Gate::decision_key`]).
+    pub fn reads(&self) -> InputUse {
+        self.reads
     }
 
     /// The Rego modules it was compiled from.
@@ -164,6 +175,83 @@ pub fn interpret(result: &Value) -> Result<Verdict, String> {
                 .unwrap_or_default()
         )),
     }
+}
+
+/// The parts of the input document a policy's text can reach. Found by reading every `input…`
+/// reference outside comments and strings; anything not a plain `input.token…` or
+/// `input.request.{method,path,query,host}` reference (`input.now`, `input.request.headers`,
+/// `input[x]`, a bare `input`) counts as reading the rest. Over-approximates, never under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InputUse {
+    /// It may read `input.now`.
+    pub now: bool,
+    /// It may read `input.request.headers`.
+    pub headers: bool,
+    /// It calls a builtin whose result varies between calls (`rand.*`).
+    pub nondeterministic: bool,
+}
+
+impl InputUse {
+    fn union(self, o: InputUse) -> InputUse {
+        InputUse {
+            now: self.now || o.now,
+            headers: self.headers || o.headers,
+            nondeterministic: self.nondeterministic || o.nondeterministic,
+        }
+    }
+}
+
+/// Scans Rego text for the references [`InputUse`] describes.
+fn scan(text: &str) -> InputUse {
+    let mut used = InputUse::default();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
+            '"' => {
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '`' => while chars.next().is_some_and(|(_, c)| c != '`') {},
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                // A whole reference: identifiers joined by dots, e.g. `input.request.path`.
+                let mut end = i + c.len_utf8();
+                while let Some(&(j, c)) = chars.peek() {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                        end = j + c.len_utf8();
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                let reference = text.get(i..end).unwrap_or_default();
+                let mut parts = reference.split('.');
+                match parts.next() {
+                    Some("input") => match (parts.next(), parts.next()) {
+                        (Some("token"), _) => {}
+                        (Some("request"), Some("method" | "path" | "query" | "host")) => {}
+                        (Some("request"), _) => used.headers = true,
+                        (Some("now"), _) => used.now = true,
+                        _ => {
+                            used.now = true;
+                            used.headers = true;
+                        }
+                    },
+                    Some("rand") => used.nondeterministic = true,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    used
 }
 
 /// Turns regorus's multi-line compiler report into one line: `module:line:col: problem`.
@@ -371,5 +459,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e[0].contains("time.now_ns"), "{e:?}");
+    }
+
+    #[test]
+    fn input_use_is_found_outside_comments_and_strings() {
+        let reads = |text: &str| scan(text);
+        let none = InputUse::default();
+        assert_eq!(
+            reads("a if input.token.claims.ref == \"x\"\nb if input.request.path == \"/\"\n"),
+            none
+        );
+        assert_eq!(
+            reads("# input.now and input.request.headers in a comment\nx := \"input.now\"\ny := `input[k]`\n"),
+            none
+        );
+        let now = reads("fresh if input.now - input.token.claims.iat < 60\n");
+        assert!(now.now && !now.nondeterministic);
+        assert!(reads("h := input.request.headers[\"x-a\"]\n").headers);
+        assert!(!reads("h := input.request.headers[\"x-a\"]\n").now);
+        let bare = reads("r := input.request\nall := input\n");
+        assert!(bare.headers && bare.now);
+        assert!(reads("x := input[\"now\"]\n").now);
+        assert!(reads("n := rand.intn(\"a\", 10)\n").nondeterministic);
+        assert_eq!(reads("my_input := data.input.now\n"), none);
+        // The library reads `now` (age checks) but never headers.
+        let lib = reads(include_str!("../../policies/common.rego"));
+        assert!(lib.now && !lib.headers, "{lib:?}");
     }
 }

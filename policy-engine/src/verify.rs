@@ -8,6 +8,10 @@ use jwt_compact::{Algorithm as JwtAlgorithm, AlgorithmSignature};
 use crate::alg::{Algorithm, Es384};
 use crate::keys::PublicKey;
 
+/// A signature check: `(alg, key, message, signature) -> valid`. [`verify_signature`] is the
+/// core's; hosts may supply a faster one with the same results ([`crate::Gate::verify_with`]).
+pub type SignatureCheck = dyn Fn(Algorithm, &PublicKey, &[u8], &[u8]) -> bool;
+
 /// Checks `signature` over `message` with `key` under `alg`. False for any mismatch between the
 /// algorithm and the key's family, any malformed signature, and any invalid one.
 pub fn verify_signature(alg: Algorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {

@@ -549,3 +549,45 @@ fn revalidate_rechecks_expiry_of_an_earlier_verification() {
         ["x-ci-repository"]
     );
 }
+
+#[test]
+fn decision_keys_separate_whatever_the_decision_depends_on() {
+    let two_headers = json!({"token_sources": [{"header": "authorization"}, {"header": "x-ci-token", "prefix": ""}]});
+    let gate = gate(two_headers);
+    let t = token_with(&fixtures::rsa_a(), "a", |_| {});
+    let key = |headers: &[(&str, &str)], path: &str| {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        let req = Request {
+            method: "POST",
+            path,
+            host: "api.internal",
+            headers: &headers,
+        };
+        let located = gate.locate(&req).unwrap();
+        gate.decision_key(&req, &located, NOW)
+    };
+    let bearer = bearer(&t);
+    let in_authorization = key(&[("authorization", &bearer)], "/deploy");
+    assert!(in_authorization.is_some());
+    assert_eq!(
+        in_authorization,
+        key(&[("authorization", &bearer)], "/deploy")
+    );
+    // The same token in the other header is stripped from that header: not the same decision.
+    assert_ne!(in_authorization, key(&[("x-ci-token", &t)], "/deploy"));
+    assert_ne!(
+        in_authorization,
+        key(&[("authorization", &bearer)], "/deploy?x=1")
+    );
+    // This policy reads neither headers nor the clock: other headers do not matter.
+    assert_eq!(
+        in_authorization,
+        key(
+            &[("authorization", &bearer), ("x-request-id", "1")],
+            "/deploy"
+        )
+    );
+}

@@ -346,7 +346,8 @@ fn repeated_token_is_served_from_the_cache_until_it_expires() {
     assert_eq!(host.metric("gateward.token_cache_hit"), Some(2));
     let log = decisions(&host, vm);
     assert_eq!(log[0]["cache"], "miss");
-    assert_eq!(log[2]["cache"], "hit");
+    // The same token on the same request: the decision itself is reused.
+    assert_eq!(log[2]["cache"], "decision");
 
     // exp is NOW + 290; with 60 s leeway the cached entry dies at NOW + 350.
     host.set_now_ms(u64::try_from(NOW + 351).unwrap() * 1000);
@@ -372,6 +373,76 @@ fn repeated_token_is_served_from_the_cache_until_it_expires() {
         host.stream(s).local_reply.as_ref().unwrap().body_json()["code"],
         "policy_denied"
     );
+    assert_no_trap(&host, &[vm]);
+}
+
+#[test]
+fn decisions_are_reused_only_for_requests_the_policy_cannot_tell_apart() {
+    // Reads a header and the clock: both become part of the reuse key.
+    let policy = r#"
+package gateward
+import rego.v1
+
+decision := {"allow": true} if {
+    input.request.headers["x-env"] == "prod"
+    input.now < 1760000100
+}
+"#;
+    let (mut host, vm) = start(&static_config(
+        json!({"policy": {"modules": [{"name": "p.rego", "rego": policy}]}}),
+    ));
+    let auth = format!("Bearer {}", token(&fixtures::rsa_a(), "a"));
+    let send = |host: &mut Host, env: &str| {
+        let s = request(
+            host,
+            vm,
+            "GET",
+            "/x",
+            // A fixed request id: the host (like Envoy) would otherwise generate a new one per
+            // request, and a policy that reads headers would never see two equal requests.
+            &[
+                ("authorization", &auth),
+                ("x-env", env),
+                ("x-request-id", "r-1"),
+            ],
+        );
+        let allowed = host.stream(s).is_allowed();
+        host.finish(s);
+        allowed
+    };
+    assert!(send(&mut host, "prod"));
+    assert!(
+        !send(&mut host, "dev"),
+        "another header value is evaluated anew"
+    );
+    assert!(send(&mut host, "prod"));
+    // The clock moved past the policy's limit: not the earlier decision.
+    host.set_now_ms(u64::try_from(NOW + 101).unwrap() * 1000);
+    assert!(!send(&mut host, "prod"));
+    let caches: Vec<serde_json::Value> = decisions(&host, vm)
+        .iter()
+        .map(|d| d["cache"].clone())
+        .collect();
+    assert_eq!(
+        caches,
+        [json!("miss"), json!("hit"), json!("decision"), json!("hit")]
+    );
+
+    // A policy with a non-deterministic builtin is evaluated every time.
+    let random = "package gateward\nimport rego.v1\ndecision := rand.intn(\"k\", 1) == 0\n";
+    let (mut host, vm) = start(&static_config(
+        json!({"policy": {"modules": [{"name": "r.rego", "rego": random}]}}),
+    ));
+    for _ in 0..2 {
+        let s = request(&mut host, vm, "GET", "/x", &[("authorization", &auth)]);
+        assert!(host.stream(s).is_allowed());
+        host.finish(s);
+    }
+    let caches: Vec<serde_json::Value> = decisions(&host, vm)
+        .iter()
+        .map(|d| d["cache"].clone())
+        .collect();
+    assert_eq!(caches, [json!("miss"), json!("hit")]);
     assert_no_trap(&host, &[vm]);
 }
 

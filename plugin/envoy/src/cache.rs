@@ -2,10 +2,17 @@
 //! RSA signature each time is the most expensive step. Entries are keyed by the token's SHA-256
 //! (the token itself is not kept), bounded in number, and evicted oldest first.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use policy_engine::Verified;
+use policy_engine::{Decision, Verified};
+
+/// A token's decisions by request key, oldest first.
+pub type Decisions = VecDeque<([u8; 32], Decision)>;
+
+/// Decisions kept per token: a CI job calls a handful of routes.
+pub const DECISIONS_PER_TOKEN: usize = 8;
 
 /// One cached verification.
 #[derive(Debug, Clone)]
@@ -14,6 +21,38 @@ pub struct Entry {
     pub verified: Rc<Verified>,
     /// The key-set generation it was verified with: after a rotation it is verified again.
     pub generation: u64,
+    /// Policy decisions made for this token, by [`policy_engine::Gate::decision_key`]: the
+    /// same token on an equal request gets the same decision without evaluating the policy.
+    pub decisions: Rc<RefCell<Decisions>>,
+}
+
+impl Entry {
+    /// A fresh entry for a verification.
+    pub fn new(verified: Rc<Verified>, generation: u64) -> Entry {
+        Entry {
+            verified,
+            generation,
+            decisions: Rc::default(),
+        }
+    }
+
+    /// The decision made earlier for a request with this key.
+    pub fn decision(&self, key: &[u8; 32]) -> Option<Decision> {
+        self.decisions
+            .borrow()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, d)| d.clone())
+    }
+
+    /// Remembers a decision, forgetting the oldest beyond [`DECISIONS_PER_TOKEN`].
+    pub fn remember(&self, key: [u8; 32], decision: Decision) {
+        let mut d = self.decisions.borrow_mut();
+        if d.len() >= DECISIONS_PER_TOKEN {
+            d.pop_front();
+        }
+        d.push_back((key, decision));
+    }
 }
 
 /// A bounded map from token hash to its verification.
@@ -88,15 +127,15 @@ mod tests {
     use serde_json::Map;
 
     fn entry() -> Entry {
-        Entry {
-            verified: Rc::new(Verified {
+        Entry::new(
+            Rc::new(Verified {
                 issuer: 0,
                 header: Map::new(),
                 claims: Map::new(),
                 expires_at: 0,
             }),
-            generation: 0,
-        }
+            0,
+        )
     }
 
     fn key(i: u32) -> [u8; 32] {
@@ -125,6 +164,18 @@ mod tests {
         }
         assert!(c.order.len() <= 8, "order grew to {}", c.order.len());
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn decisions_per_token_are_bounded_and_found_by_key() {
+        let e = entry();
+        for i in 0..20 {
+            let d = policy_engine::Deny::new(policy_engine::DenyCode::PolicyDenied, format!("{i}"));
+            e.remember(key(i), Decision::Deny(d));
+        }
+        assert_eq!(e.decisions.borrow().len(), DECISIONS_PER_TOKEN);
+        assert!(e.decision(&key(0)).is_none());
+        assert!(matches!(e.decision(&key(19)), Some(Decision::Deny(d)) if d.message == "19"));
     }
 
     #[test]

@@ -6,15 +6,19 @@
 //! - [`keystore`]: remote JWKS / discovery, fetched through Envoy clusters, shared between
 //!   worker VMs through shared data.
 //! - [`cache`]: verified tokens, so a reused token skips signature verification.
+//! - [`hostcrypto`]: RSA signature checks on Envoy's BoringSSL (`verify_signature`).
 //! - [`metrics`], [`log`]: observability without tokens or keys.
 //!
 //! See `docs/envoy.md` for the configuration an Envoy operator writes.
 
 pub mod cache;
+pub mod hostcrypto;
 pub mod keystore;
 pub mod log;
 pub mod metrics;
 pub mod root;
+#[cfg(feature = "selftest")]
+pub mod selftest;
 pub mod stream;
 pub mod vm;
 

@@ -6,7 +6,9 @@
 use std::rc::Rc;
 
 use policy_engine::jws::{fingerprint_of, token_hash, UntrustedToken};
-use policy_engine::{Allow, Decision, Deny, DenyCode, IssuerId, KeySet, Mode, Request, Strip};
+use policy_engine::{
+    Allow, Decision, Deny, DenyCode, Gate, IssuerId, KeySet, Located, Mode, Request, Strip,
+};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
@@ -255,7 +257,10 @@ fn evaluate(vm: &mut VmState, p: &Pending, now_ms: u64, cx: &dyn Context) -> Ste
         if entry.generation == generation {
             vm.metrics.cache_hit();
             return match gate.revalidate(&entry.verified, now) {
-                Ok(()) => done(gate.authorize(&entry.verified, &req, &located, now), "hit"),
+                Ok(()) => {
+                    let (decision, reused) = authorize(gate, &entry, &req, &located, now);
+                    done(decision, if reused { "decision" } else { "hit" })
+                }
                 Err(d) => {
                     p.plugin.cache.borrow_mut().remove(&hash);
                     Outcome::deny(d, Some(&fp))
@@ -279,17 +284,11 @@ fn evaluate(vm: &mut VmState, p: &Pending, now_ms: u64, cx: &dyn Context) -> Ste
         Keys::Fetched(k) => k,
     };
     let source = p.plugin.source(id);
-    match gate.verify(&token, id, keys, now) {
+    match gate.verify_with(&token, id, keys, now, &crate::hostcrypto::verify) {
         Ok(v) => {
-            let v = Rc::new(v);
-            p.plugin.cache.borrow_mut().insert(
-                hash,
-                Entry {
-                    verified: v.clone(),
-                    generation,
-                },
-            );
-            done(gate.authorize(&v, &req, &located, now), "miss")
+            let entry = Entry::new(Rc::new(v), generation);
+            p.plugin.cache.borrow_mut().insert(hash, entry.clone());
+            done(authorize(gate, &entry, &req, &located, now).0, "miss")
         }
         Err(d) if d.code == DenyCode::KeyNotFound && !p.refetched && unknown_kid(&token, keys) => {
             match source {
@@ -302,6 +301,29 @@ fn evaluate(vm: &mut VmState, p: &Pending, now_ms: u64, cx: &dyn Context) -> Ste
         }
         Err(d) => Outcome::deny(d, Some(&fp)),
     }
+}
+
+/// The policy's decision for a verified token, reused from an equal earlier request when the
+/// gate says that is sound ([`Gate::decision_key`]); true when it was reused. Policy errors
+/// are never kept: the next request evaluates again.
+fn authorize(
+    gate: &Gate,
+    entry: &Entry,
+    req: &Request<'_>,
+    located: &Located<'_>,
+    now: i64,
+) -> (Decision, bool) {
+    let key = gate.decision_key(req, located, now);
+    if let Some(d) = key.as_ref().and_then(|k| entry.decision(k)) {
+        return (d, true);
+    }
+    let decision = gate.authorize(&entry.verified, req, located, now);
+    if let Some(k) = key {
+        if decision.code() != Some(DenyCode::PolicyError) {
+            entry.remember(k, decision.clone());
+        }
+    }
+    (decision, false)
 }
 
 /// An issuer's keys: borrowed from the configuration, or a fetched set.
