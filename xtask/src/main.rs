@@ -3,6 +3,7 @@
 #![allow(clippy::indexing_slicing)]
 
 mod demo;
+mod playground;
 mod samples;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,10 @@ cargo xtask <task>
              upstream on loopback, a walkthrough of allowed and denied requests, then the
              stack stays up until Ctrl-C (`--once`: exit after the walkthrough)
   samples    regenerate examples/tokens/*.jwt (the quick start's sample tokens)
+  playground the in-browser playground: builds the core for JavaScript (plugin/js, wasm-bindgen)
+             and serves plugin/js/playground/ on 127.0.0.1 (`--port N`, else a free port)
+  browser-test  the playground in headless Chromium (playwright-core): allowed and denied
+             examples; screenshot in target/gateward-artifacts/playground.png
 ";
 
 fn main() -> ExitCode {
@@ -37,6 +42,8 @@ fn main() -> ExitCode {
             );
         }),
         "samples" => samples::write(&root().join("examples")),
+        "playground" => playground::run(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "browser-test" => playground::browser::run(),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -103,9 +110,22 @@ fn test() -> Result<(), String> {
         "--target",
         "wasm32-unknown-unknown",
     ])?;
+    // The JavaScript build (not --all-targets: devkit, a dev-dependency, is native only).
+    cargo(&[
+        "clippy",
+        "-p",
+        "gateward-js",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     cargo(&["test", "--workspace"])?;
     // The Rego library's own tests, on the engine the gate uses.
     cargo(&["run", "-q", "-p", "gateward-cli", "--", "test", "policies"])?;
+    // The playground (the core as wasm-bindgen) in headless Chromium.
+    playground::browser::run()?;
     Ok(())
 }
 
