@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -307,28 +307,18 @@ impl Envoy {
     }
 
     fn wait_ready(&mut self, limit: Duration) -> Result<(), EnvoyError> {
-        let start = Instant::now();
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(EnvoyError::Start {
-                        why: format!("Envoy exited with {status}"),
-                        log: self.log(),
-                    });
-                }
-            }
-            if http::get(&format!("{}/ready", self.admin_url())).is_ok_and(|r| r.status == 200) {
-                return Ok(());
-            }
-            if start.elapsed() > limit {
-                return Err(EnvoyError::Start {
-                    why: format!("not ready after {limit:?}"),
-                    log: self.log(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let url = format!("{}/ready", self.admin_url());
+        http::wait_for_200(
+            &mut self.child,
+            "Envoy",
+            &url,
+            limit,
+            Duration::from_millis(100),
+        )
+        .map_err(|why| EnvoyError::Start {
+            why,
+            log: self.log(),
+        })
     }
 
     /// `envoy --mode validate` on a configuration: whether Envoy accepts it, and its output.

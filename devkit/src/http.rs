@@ -136,6 +136,33 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Polls `url` until it answers 200, giving up when `child` exits (then set to None) or after
+/// `limit`. Err says which, naming the process `what`.
+pub fn wait_for_200(
+    child: &mut Option<std::process::Child>,
+    what: &str,
+    url: &str,
+    limit: std::time::Duration,
+    interval: std::time::Duration,
+) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(c) = child.as_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                *child = None;
+                return Err(format!("{what} exited with {status}"));
+            }
+        }
+        if get(url).is_ok_and(|r| r.status == 200) {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            return Err(format!("{url} did not answer 200 within {limit:?}"));
+        }
+        std::thread::sleep(interval);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse;

@@ -236,28 +236,18 @@ impl Bao {
     }
 
     fn wait_healthy(&mut self, limit: Duration) -> Result<(), BaoError> {
-        let start = Instant::now();
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(BaoError::Start {
-                        why: format!("bao exited with {status}"),
-                        log: self.log(),
-                    });
-                }
-            }
-            if http::get(&format!("{}/v1/sys/health", self.addr())).is_ok_and(|r| r.status == 200) {
-                return Ok(());
-            }
-            if start.elapsed() > limit {
-                return Err(BaoError::Start {
-                    why: format!("not healthy after {limit:?}"),
-                    log: self.log(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let url = format!("{}/v1/sys/health", self.addr());
+        http::wait_for_200(
+            &mut self.child,
+            "bao",
+            &url,
+            limit,
+            Duration::from_millis(50),
+        )
+        .map_err(|why| BaoError::Start {
+            why,
+            log: self.log(),
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
