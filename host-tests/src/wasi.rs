@@ -87,14 +87,22 @@ fn zero_sizes(mut caller: C<'_>, count: i32, size: i32) -> Result<i32> {
     Ok(errno::SUCCESS)
 }
 
-/// Realtime and monotonic both read the host clock, so `SystemTime::now()` and `Instant::now()`
-/// in the module follow `Host::advance`.
+/// Realtime reads the host clock, so `SystemTime::now()` in the module follows `Host::advance`.
+/// Monotonic is the host clock plus the real time elapsed since the process started: it moves
+/// during a call too, as Envoy's does, so a policy's evaluation budget (regorus reads
+/// `Instant::now()`) runs out in these tests as it would in Envoy.
 fn clock_time_get(mut caller: C<'_>, id: i32, _precision: i64, out: i32) -> Result<i32> {
-    if id != 0 && id != 1 {
-        return Ok(errno::NOTSUP);
-    }
-    let now = lock(&caller.data().shared).now_ms;
-    write_u64(&mut caller, out, now.saturating_mul(1_000_000))?;
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let now_ns = lock(&caller.data().shared).now_ms.saturating_mul(1_000_000);
+    let now_ns = match id {
+        0 => now_ns,
+        1 => {
+            let real = STARTED.get_or_init(std::time::Instant::now).elapsed();
+            now_ns.saturating_add(u64::try_from(real.as_nanos()).unwrap_or(u64::MAX))
+        }
+        _ => return Ok(errno::NOTSUP),
+    };
+    write_u64(&mut caller, out, now_ns)?;
     Ok(errno::SUCCESS)
 }
 

@@ -207,6 +207,15 @@ pub struct PolicyConfig {
     /// The rule evaluated per request.
     #[serde(default = "default_entrypoint")]
     pub entrypoint: String,
+    /// Wall-clock budget for one evaluation, in milliseconds (1–10,000). A policy that runs
+    /// longer (a comprehension over a huge range, say) stops and the request is denied with
+    /// `policy_error`.
+    #[serde(default = "default_max_evaluation_ms")]
+    pub max_evaluation_ms: u64,
+}
+
+fn default_max_evaluation_ms() -> u64 {
+    crate::policy::DEFAULT_MAX_EVALUATION_MS
 }
 
 fn default_entrypoint() -> String {
@@ -249,6 +258,39 @@ pub struct Config {
     pub allow_cors_preflight: bool,
     /// Verified tokens remembered (per worker) so a reused token skips signature checks.
     pub token_cache_size: usize,
+    /// Replay protection: each token's `jti` accepted once (off by default).
+    pub replay: ReplayConfig,
+}
+
+/// Replay protection ([`crate::replay`]): with `jti` on, a token is let through once. Hosts keep
+/// the record (the Envoy filter: in shared data, one record per Envoy instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Accept each `(issuer, jti)` once while the token is valid; tokens without `jti` are
+    /// denied `claim_missing`.
+    #[serde(default)]
+    pub jti: bool,
+    /// How many unexpired tokens the record holds (1024–1,000,000). When it is full, new tokens
+    /// are denied `replay_unavailable` (503) until entries expire: never a silent allow.
+    #[serde(default = "default_replay_capacity")]
+    pub max_tokens: usize,
+}
+
+/// The default [`ReplayConfig::max_tokens`].
+pub const DEFAULT_REPLAY_CAPACITY: usize = 65_536;
+
+fn default_replay_capacity() -> usize {
+    DEFAULT_REPLAY_CAPACITY
+}
+
+impl Default for ReplayConfig {
+    fn default() -> ReplayConfig {
+        ReplayConfig {
+            jti: false,
+            max_tokens: DEFAULT_REPLAY_CAPACITY,
+        }
+    }
 }
 
 impl Default for Config {
@@ -265,6 +307,7 @@ impl Default for Config {
             realm: String::from("gateward"),
             allow_cors_preflight: false,
             token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
+            replay: ReplayConfig::default(),
         }
     }
 }
@@ -282,6 +325,7 @@ pub const FIELDS: &[&str] = &[
     "realm",
     "allow_cors_preflight",
     "token_cache_size",
+    "replay",
 ];
 
 impl Config {
@@ -320,6 +364,7 @@ impl Config {
                 }
                 "token_cache_size" => field(value, &key, &mut errors, &mut config.token_cache_size),
                 "policy" => config.policy = parse_at(value, &key, &mut errors),
+                "replay" => field(value, &key, &mut errors, &mut config.replay),
                 _ => errors.push(
                     key.clone(),
                     format!("unknown field, expected one of: {}", FIELDS.join(", ")),

@@ -45,6 +45,10 @@ pub enum DenyCode {
     PolicyError,
     /// The issuer's keys could not be obtained.
     KeysUnavailable,
+    /// Replay protection is on and this token (its `jti`) was let through before.
+    TokenReplayed,
+    /// Replay protection is on and the record cannot take the token (full, or not writable).
+    ReplayUnavailable,
     /// A bug: caught at a host boundary and turned into a denial.
     InternalError,
 }
@@ -70,16 +74,19 @@ impl DenyCode {
             DenyCode::PolicyDenied => "policy_denied",
             DenyCode::PolicyError => "policy_error",
             DenyCode::KeysUnavailable => "keys_unavailable",
+            DenyCode::TokenReplayed => "token_replayed",
+            DenyCode::ReplayUnavailable => "replay_unavailable",
             DenyCode::InternalError => "internal_error",
         }
     }
 
     /// The HTTP status: 401 for token problems (RFC 6750), 403 for policy denials and policy
-    /// errors (fail closed, as Envoy's ext_authz does), 503 when keys are unavailable.
+    /// errors (fail closed, as Envoy's ext_authz does), 503 when keys or the replay record are
+    /// unavailable.
     pub const fn status(self) -> u16 {
         match self {
             DenyCode::PolicyDenied | DenyCode::PolicyError => 403,
-            DenyCode::KeysUnavailable => 503,
+            DenyCode::KeysUnavailable | DenyCode::ReplayUnavailable => 503,
             DenyCode::InternalError => 500,
             _ => 401,
         }

@@ -5,6 +5,7 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -16,8 +17,9 @@ use crate::decision::{Allow, Decision, Deny, DenyCode};
 use crate::discovery::is_fetchable_url;
 use crate::jws::{self, JwsError, UntrustedToken};
 use crate::keys::{Key, KeySet, PublicKey};
-use crate::policy::{Module, Policy};
+use crate::policy::{self, Module, Policy};
 use crate::presets::{self, Preset};
+use crate::replay;
 use crate::request::{self, Request, TokenSource};
 use crate::{headers, verify};
 
@@ -118,6 +120,7 @@ pub struct Gate {
     realm: String,
     allow_cors_preflight: bool,
     token_cache_size: usize,
+    replay: Option<replay::Layout>,
     warnings: Vec<String>,
 }
 
@@ -146,7 +149,9 @@ impl Gate {
         let policy = match (&config.policy, errors.is_empty()) {
             (Some(p), true) => {
                 match Policy::compile(&policy_text, p.data.as_ref(), &p.entrypoint) {
-                    Ok(policy) => Some(policy),
+                    Ok(policy) => Some(
+                        policy.with_time_limit(Some(Duration::from_millis(p.max_evaluation_ms))),
+                    ),
                     Err(es) => {
                         for e in es {
                             errors.push("policy", e);
@@ -178,6 +183,10 @@ impl Gate {
             realm: config.realm.clone(),
             allow_cors_preflight: config.allow_cors_preflight,
             token_cache_size: config.token_cache_size,
+            replay: config
+                .replay
+                .jti
+                .then(|| replay::Layout::new(&config.replay)),
             warnings,
         })
     }
@@ -222,6 +231,40 @@ impl Gate {
     /// How many verified tokens a front end may remember (0: none).
     pub fn token_cache_size(&self) -> usize {
         self.token_cache_size
+    }
+
+    /// How the replay record is laid out, when replay protection is on.
+    pub fn replay_layout(&self) -> Option<replay::Layout> {
+        self.replay
+    }
+
+    /// With replay protection on, what to record for an allowed request before letting it
+    /// through: `Ok(None)` when it is off. A host that cannot record the entry must deny
+    /// (`replay_unavailable`), and one that finds it recorded must deny `token_replayed`.
+    pub fn replay_entry(&self, allow: &Allow) -> Result<Option<replay::Entry>, Deny> {
+        let Some(layout) = self.replay else {
+            return Ok(None);
+        };
+        let Some(jti) = allow.jti.as_deref() else {
+            // Unreachable through `check` (the claim is required), kept fail-closed.
+            return Err(Deny::new(
+                DenyCode::ClaimMissing,
+                "missing required claim `jti` (replay protection is on)",
+            ));
+        };
+        let leeway = self
+            .issuers
+            .iter()
+            .find(|i| i.name == allow.issuer)
+            .map_or(0, |i| i.rules.leeway_seconds);
+        let key = replay::Key::new(&allow.issuer, jti);
+        Ok(Some(replay::Entry {
+            key,
+            bucket: layout.bucket(&key),
+            expires_at: allow
+                .expires_at
+                .saturating_add(i64::try_from(leeway).unwrap_or(i64::MAX)),
+        }))
     }
 
     /// True for a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
@@ -802,6 +845,10 @@ fn validate_issuers(
                 .cloned()
                 .collect::<Vec<_>>(),
         );
+        if config.replay.jti && !require.iter().any(|r| r == "jti") {
+            // Replay protection keys on `jti`: a token without one cannot be recorded.
+            require.push(String::from("jti"));
+        }
         if let Some(p) = preset {
             if (p.shared_issuer)(&iss) {
                 let pinned = p.org_pin_claims.iter().any(|c| {
@@ -992,6 +1039,24 @@ fn issuer_keys(
 }
 
 fn validate_requests(config: &Config, errors: &mut ConfigErrors) {
+    if !replay::CAPACITY_RANGE.contains(&config.replay.max_tokens) {
+        errors.push(
+            "replay.max_tokens",
+            format!(
+                "must be {} to {}",
+                replay::CAPACITY_RANGE.start(),
+                replay::CAPACITY_RANGE.end()
+            ),
+        );
+    }
+    if let Some(p) = &config.policy {
+        if !(1..=policy::MAX_EVALUATION_MS).contains(&p.max_evaluation_ms) {
+            errors.push(
+                "policy.max_evaluation_ms",
+                format!("must be 1 to {} (milliseconds)", policy::MAX_EVALUATION_MS),
+            );
+        }
+    }
     if config.token_sources.is_empty() {
         errors.push("token_sources", "must not be empty");
     }

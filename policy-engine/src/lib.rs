@@ -27,6 +27,7 @@ pub mod keys;
 pub mod policy;
 pub mod presets;
 pub mod rego_test;
+pub mod replay;
 pub mod request;
 pub mod verify;
 

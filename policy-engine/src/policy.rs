@@ -5,13 +5,25 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use core::num::NonZeroU32;
+use core::time::Duration;
 #[cfg(feature = "std")]
 use regorus::languages::rego::compiler::Compiler;
+use regorus::utils::limits::{
+    fallback_execution_timer_config, set_fallback_execution_timer_config, ExecutionTimerConfig,
+};
 use regorus::{CompiledPolicy, Engine, Value};
 use serde_json::Value as Json;
 
 /// The default entrypoint.
 pub const DEFAULT_ENTRYPOINT: &str = "data.gateward.decision";
+
+/// The default evaluation budget ([`Policy::with_time_limit`]), in milliseconds: a hundred times
+/// what the policy library takes per request in Envoy, and well under Envoy's timeouts.
+pub const DEFAULT_MAX_EVALUATION_MS: u64 = 100;
+
+/// The largest evaluation budget a configuration may set, in milliseconds.
+pub const MAX_EVALUATION_MS: u64 = 10_000;
 
 /// A policy module's name and Rego text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +44,8 @@ pub struct Policy {
     /// What of the input the modules can read.
     reads: InputUse,
     data: Option<Json>,
+    /// The evaluation budget, enforced by regorus's cooperative execution timer.
+    time_limit: Option<ExecutionTimerConfig>,
 }
 
 impl core::fmt::Debug for Policy {
@@ -111,7 +125,16 @@ impl Policy {
             reads: modules
                 .iter()
                 .fold(InputUse::default(), |u, m| u.union(scan(&m.text))),
+            time_limit: time_limit(Some(Duration::from_millis(DEFAULT_MAX_EVALUATION_MS))),
         })
+    }
+
+    /// Sets the evaluation budget (`None`: unbounded). regorus checks the elapsed time every few
+    /// dozen steps of evaluation through the platform's monotonic clock; where there is none (the
+    /// JavaScript build), the budget is not enforced. One builtin call is not interrupted.
+    pub fn with_time_limit(mut self, limit: Option<Duration>) -> Policy {
+        self.time_limit = time_limit(limit);
+        self
     }
 
     /// The entrypoint rule.
@@ -145,10 +168,40 @@ impl Policy {
     /// results carry more than a [`Verdict`] (the OpenBao method: policies, TTL, metadata).
     /// Err is an evaluation error; an undefined result is `Ok(Value::Undefined)`.
     pub fn evaluate_value(&self, input: Value) -> Result<Value, String> {
-        self.compiled
-            .eval_with_input(input)
-            .map_err(|e| format!("evaluation failed: {e}"))
+        // A compiled policy's evaluation reads regorus's process-wide timer configuration:
+        // set this policy's budget for the call and put the previous one back, so nothing else
+        // in the process (a `gateward test` run, another host's engine) inherits it. Hosts
+        // evaluate one policy at a time per VM (Envoy's workers are separate VMs); threads of a
+        // native host share the setting, which is why every Gateward policy sets it.
+        let previous = fallback_execution_timer_config();
+        if previous != self.time_limit {
+            set_fallback_execution_timer_config(self.time_limit);
+        }
+        let result = self.compiled.eval_with_input(input);
+        if previous != self.time_limit {
+            set_fallback_execution_timer_config(previous);
+        }
+        result.map_err(|e| {
+            let e = e.to_string();
+            match self.time_limit {
+                Some(t) if e.contains("time limit") => format!(
+                    "evaluation stopped: it ran past its time limit of {} ms (policy.max_evaluation_ms)",
+                    t.limit.as_millis()
+                ),
+                _ => format!("evaluation failed: {e}"),
+            }
+        })
     }
+}
+
+/// How many evaluation steps regorus takes between two clock reads.
+const CHECK_INTERVAL: NonZeroU32 = NonZeroU32::MIN.saturating_add(63);
+
+fn time_limit(limit: Option<Duration>) -> Option<ExecutionTimerConfig> {
+    limit.map(|limit| ExecutionTimerConfig {
+        limit,
+        check_interval: CHECK_INTERVAL,
+    })
 }
 
 /// Reads a policy result: `true`/`false`, or `{allow, status, reason, headers, response_headers}`.

@@ -98,7 +98,7 @@ impl TokenSource {
         if let (Some(name), Some(q)) = (&self.query, req.query()) {
             found.extend(q.split('&').filter_map(|kv| {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k == name).then_some(v)
+                is_param(k, name).then_some(v)
             }));
         }
         if let Some(name) = &self.cookie {
@@ -126,15 +126,21 @@ pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
-/// `path` with every `name=...` query parameter removed (so a token in the query never reaches
-/// the upstream).
+/// Whether query parameter name `k`, as written, is `name`: compared after percent-decoding, as
+/// the upstream's framework will read it (`access%5Ftoken` is `access_token`).
+fn is_param(k: &str, name: &str) -> bool {
+    k == name || (k.contains(['%', '+']) && percent_decode(k) == name)
+}
+
+/// `path` with every `name=...` query parameter removed, however its name is percent-encoded
+/// (so a token in the query never reaches the upstream).
 pub fn strip_query_param(path: &str, name: &str) -> String {
     let Some((p, q)) = path.split_once('?') else {
         return String::from(path);
     };
     let kept: Vec<&str> = q
         .split('&')
-        .filter(|kv| kv.split_once('=').map_or(*kv, |(k, _)| k) != name)
+        .filter(|kv| !is_param(kv.split_once('=').map_or(*kv, |(k, _)| k), name))
         .collect();
     if kept.is_empty() {
         String::from(p)
@@ -227,6 +233,24 @@ mod tests {
     fn strips_tokens() {
         assert_eq!(strip_query_param("/a?t=1&b=2&t=3", "t"), "/a?b=2");
         assert_eq!(strip_query_param("/a?t=1", "t"), "/a");
+        // However the name is encoded: the upstream decodes it back to `access_token`.
+        assert_eq!(
+            strip_query_param("/a?access%5Ftoken=1&access%5ftoken=2&b=3", "access_token"),
+            "/a?b=3"
+        );
+        let q = TokenSource {
+            header: None,
+            prefix: None,
+            query: Some("access_token".into()),
+            cookie: None,
+        };
+        let req = Request {
+            method: "GET",
+            path: "/x?access%5Ftoken=q1&access_token=q2",
+            host: "h",
+            headers: &[],
+        };
+        assert_eq!(q.find(&req), vec!["q1", "q2"], "both count (so: ambiguous)");
         assert_eq!(strip_cookie("a=1; t=x", "t").unwrap(), "a=1");
         assert_eq!(strip_cookie("t=x", "t"), None);
         assert_eq!(percent_decode("a%2Fb+c%zz"), "a/b c%zz");

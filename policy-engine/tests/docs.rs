@@ -64,6 +64,8 @@ fn every_deny_code_is_documented_with_its_status() {
         DenyCode::PolicyDenied,
         DenyCode::PolicyError,
         DenyCode::KeysUnavailable,
+        DenyCode::TokenReplayed,
+        DenyCode::ReplayUnavailable,
     ];
     for code in codes {
         let row = doc

@@ -245,6 +245,47 @@ fn policy_deny_carries_reason_and_policy_errors_fail_closed() {
 }
 
 #[test]
+fn a_policy_that_runs_past_its_budget_is_stopped_and_denies_with_policy_error() {
+    // Sixteen million iterations: minutes in a debug build, stopped after 20 ms.
+    let slow = r#"
+package gateward
+import rego.v1
+decision if {
+    count([x | some i in numbers.range(1, 4000); some j in numbers.range(1, 4000); x := i + j]) > 0
+}
+"#;
+    let g = gate(json!({"policy": {"modules": [{"rego": slow}], "max_evaluation_ms": 20}}));
+    let t = token_with(&fixtures::rsa_a(), "a", |_| {});
+    let Decision::Deny(d) = check(&g, "POST", "/deploy", &[("authorization", &bearer(&t))]) else {
+        panic!("a policy past its budget must deny")
+    };
+    assert_eq!(d.code, DenyCode::PolicyError);
+    assert!(
+        d.message.contains("time limit of 20 ms"),
+        "the reason names the budget: {}",
+        d.message
+    );
+
+    // The same gate still answers the next request (the timer restarts per evaluation).
+    let fast = "package gateward
+import rego.v1
+decision := true
+";
+    let g = gate(json!({"policy": {"modules": [{"rego": fast}], "max_evaluation_ms": 20}}));
+    assert!(check(&g, "POST", "/deploy", &[("authorization", &bearer(&t))]).is_allow());
+
+    for bad in [0, 10_001] {
+        let e = Gate::from_json(
+            &config(json!({"policy": {"modules": [{"rego": fast}], "max_evaluation_ms": bad}}))
+                .to_string(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("policy.max_evaluation_ms"), "{e}");
+    }
+}
+
+#[test]
 fn tokens_in_two_places_are_ambiguous_and_query_and_cookie_sources_work() {
     let g = gate(
         json!({"token_sources": [{"header": "authorization"}, {"query": "access_token"}, {"cookie": "ci_token"}]}),

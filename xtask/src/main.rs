@@ -4,6 +4,7 @@
 
 mod bench;
 mod demo;
+mod fuzz;
 mod playground;
 mod samples;
 
@@ -26,6 +27,10 @@ cargo xtask <task>
              missing): throughput, latency at 5,000 req/s, start-up, memory; writes
              BENCHMARKS.md and docs/bench.svg (`--rounds N --seconds N --latency-seconds N`;
              `--smoke`: a few hundred requests each, report under the target directory)
+  fuzz       libFuzzer over fuzz/targets (token, key documents, config, request), coverage-
+             guided, on stable: reports executions, coverage and findings (kept in
+             fuzz/regressions/ for cargo test); `--minutes N` in all, `--seconds N` per target,
+             `--target NAME`; `--smoke`: 100,000 fixed-seed inputs per target
   playground the in-browser playground: builds the core for JavaScript (plugin/js, wasm-bindgen)
              and serves plugin/js/playground/ on 127.0.0.1 (`--port N`, else a free port)
   browser-test  the playground in headless Chromium (playwright-core): allowed and denied
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         }),
         "samples" => samples::write(&root().join("examples")),
         "bench" => bench::run(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "fuzz" => fuzz::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "playground" => playground::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "browser-test" => playground::browser::run(),
         _ => {
@@ -132,6 +138,8 @@ fn test() -> Result<(), String> {
     cargo(&["run", "-q", "-p", "gateward-cli", "--", "test", "policies"])?;
     // The playground (the core as wasm-bindgen) in headless Chromium.
     playground::browser::run()?;
+    // The fuzz targets under libFuzzer, a fixed set of inputs each.
+    fuzz::run(&["--smoke".to_string()])?;
     // The benchmark harness works end to end (a few hundred requests; nothing about speed).
     bench::run(&["--smoke".to_string()])?;
     Ok(())

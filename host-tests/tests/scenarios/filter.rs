@@ -286,6 +286,118 @@ fn policy_error_fails_closed() {
 }
 
 #[test]
+fn a_policy_past_its_evaluation_budget_is_denied_and_the_vm_keeps_serving() {
+    // Sixteen million iterations; the module's clock (WASI monotonic) stops it after 20 ms.
+    let slow = r#"
+package gateward
+import rego.v1
+default decision := false
+decision if {
+    input.request.path == "/slow"
+    count([x | some i in numbers.range(1, 4000); some j in numbers.range(1, 4000); x := i + j]) > 0
+}
+decision if input.request.path == "/fast"
+"#;
+    let config = static_config(json!({
+        "policy": {"modules": [{"name": "slow.rego", "rego": slow}], "max_evaluation_ms": 20},
+    }));
+    let (mut host, vm) = start(&config);
+    let auth = format!("Bearer {}", token(&fixtures::rsa_a(), "a"));
+    let s = request(&mut host, vm, "GET", "/slow", &[("authorization", &auth)]);
+    let reply = host.stream(s).local_reply.clone().unwrap();
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.body_json()["code"], "policy_error");
+    assert_eq!(host.metric("gateward.policy_error"), Some(1));
+    let s = request(&mut host, vm, "GET", "/fast", &[("authorization", &auth)]);
+    assert!(
+        host.stream(s).local_reply.is_none(),
+        "the next request is served"
+    );
+    assert_no_trap(&host, &[vm]);
+}
+
+#[test]
+fn with_replay_protection_a_token_is_let_through_once_across_workers() {
+    let config = static_config(json!({"replay": {"jti": true}}));
+    let (mut host, vm) = start(&config);
+    let other = host.start_vm(b"").unwrap();
+    assert!(host.configure(other, config.to_string().as_bytes()));
+    let t = token_with(&fixtures::rsa_a(), "a", |c| {
+        c["jti"] = json!("run-1-attempt-1")
+    });
+
+    let s = deploy(&mut host, vm, &t);
+    assert!(
+        host.stream(s).local_reply.is_none(),
+        "first use is let through"
+    );
+    // Again on the same worker (a token-cache and decision hit), then on another worker.
+    for worker in [vm, other] {
+        let s = deploy(&mut host, worker, &t);
+        let reply = host.stream(s).local_reply.clone().unwrap();
+        assert_eq!(reply.status, 401);
+        assert_eq!(reply.body_json()["code"], "token_replayed");
+    }
+    assert_eq!(host.metric("gateward.denied.token_replayed"), Some(2));
+
+    // Another jti is another token; one without a jti cannot be recorded.
+    let t2 = token_with(&fixtures::rsa_a(), "a", |c| {
+        c["jti"] = json!("run-1-attempt-2")
+    });
+    let s = deploy(&mut host, other, &t2);
+    assert!(host.stream(s).local_reply.is_none());
+    let bare = token_with(&fixtures::rsa_a(), "a", |c| {
+        c.as_object_mut().unwrap().remove("jti");
+    });
+    let s = deploy(&mut host, vm, &bare);
+    let reply = host.stream(s).local_reply.clone().unwrap();
+    assert_eq!(reply.body_json()["code"], "claim_missing");
+
+    // A denied request does not spend its token.
+    let t3 = token_with(&fixtures::rsa_a(), "a", |c| c["jti"] = json!("run-2"));
+    let auth = format!("Bearer {t3}");
+    let s = request(
+        &mut host,
+        vm,
+        "POST",
+        "/elsewhere",
+        &[("authorization", &auth)],
+    );
+    assert_eq!(host.stream(s).local_reply.clone().unwrap().status, 403);
+    let s = deploy(&mut host, vm, &t3);
+    assert!(host.stream(s).local_reply.is_none());
+
+    // Once the token has expired (and the leeway passed) its entry is dropped, and the token
+    // itself is refused as expired, not as replayed.
+    host.advance(3_600_000);
+    let s = deploy(&mut host, vm, &t);
+    assert_eq!(
+        host.stream(s).local_reply.clone().unwrap().body_json()["code"],
+        "expired"
+    );
+    assert_no_trap(&host, &[vm, other]);
+}
+
+#[test]
+fn an_unreadable_replay_record_fails_closed() {
+    let config = static_config(json!({"replay": {"jti": true, "max_tokens": 1024}}));
+    let (mut host, vm) = start(&config);
+    // The record is 16 buckets created empty at configuration; spoil every one of them.
+    let buckets: Vec<String> = (0..16)
+        .map(|b| format!("gateward.v1.replay.16x64.{b}"))
+        .collect();
+    for key in &buckets {
+        assert_eq!(host.shared_data(key).map(|(v, _)| v), Some(vec![]), "{key}");
+        host.put_shared_data(key, b"not a record");
+    }
+    let s = deploy(&mut host, vm, &token(&fixtures::rsa_a(), "a"));
+    let reply = host.stream(s).local_reply.clone().unwrap();
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.body_json()["code"], "replay_unavailable");
+    assert_no_trap(&host, &[vm]);
+}
+
+#[test]
 fn report_mode_logs_the_denial_and_lets_the_request_through_without_forged_identity() {
     let (mut host, vm) = start(&static_config(json!({"mode": "report"})));
     let t = token_with(&fixtures::rsa_a(), "a", |c| {

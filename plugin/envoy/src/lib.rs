@@ -7,6 +7,7 @@
 //!   worker VMs through shared data.
 //! - [`cache`]: verified tokens, so a reused token skips signature verification.
 //! - [`hostcrypto`]: RSA signature checks on Envoy's BoringSSL (`verify_signature`).
+//! - [`replay`]: the record of tokens already let through, in shared data (`replay.jti`).
 //! - [`metrics`], [`log`]: observability without tokens or keys.
 //!
 //! See `docs/envoy.md` for the configuration an Envoy operator writes.
@@ -16,6 +17,7 @@ pub mod hostcrypto;
 pub mod keystore;
 pub mod log;
 pub mod metrics;
+pub mod replay;
 pub mod root;
 #[cfg(feature = "selftest")]
 pub mod selftest;

@@ -109,6 +109,9 @@ impl RootContext for Root {
                         "none"
                     },
                 ));
+                if let Some(layout) = plugin.gate.replay_layout() {
+                    crate::replay::prepare(&layout);
+                }
                 // Replacing the Rc is the whole reconfiguration: streams already running keep
                 // the configuration they started with.
                 self.plugin = Some(Rc::new(plugin));

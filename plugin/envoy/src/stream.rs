@@ -158,7 +158,10 @@ pub fn drive(
     cx: &dyn Context,
 ) -> Action {
     match evaluate(vm, &p, now_ms, cx) {
-        Step::Done(outcome) => respond(vm, &p, outcome, resumed),
+        Step::Done(outcome) => {
+            let outcome = spend_token(&p.plugin.gate, outcome, now_ms);
+            respond(vm, &p, outcome, resumed)
+        }
         Step::Wait { source, refetch } => {
             if vm.waiters.len() >= MAX_WAITERS {
                 let d = Deny::new(
@@ -208,6 +211,29 @@ pub fn wake(vm: &mut VmState, now_ms: u64, cx: &dyn Context, current: u32) {
     }
     if switched {
         let _ = hostcalls::set_effective_context(current);
+    }
+}
+
+/// With replay protection on, an allow stands only once its token is in the replay record
+/// (cached decisions included: a reused token is exactly what the record refuses).
+fn spend_token(gate: &Gate, outcome: Outcome, now_ms: u64) -> Outcome {
+    let Some(Decision::Allow(a)) = &outcome.decision else {
+        return outcome;
+    };
+    let now = i64::try_from(now_ms / 1_000).unwrap_or(i64::MAX);
+    let spent = gate
+        .replay_entry(a)
+        .and_then(|entry| entry.map_or(Ok(()), |e| crate::replay::record(gate, &e, now)));
+    match spent {
+        Ok(()) => outcome,
+        Err(mut d) => {
+            d.issuer = Some(a.issuer.clone());
+            d.subject = a.subject.clone();
+            Outcome {
+                decision: Some(Decision::Deny(d)),
+                ..outcome
+            }
+        }
     }
 }
 

@@ -1,0 +1,261 @@
+//! `cargo xtask fuzz`: libFuzzer over the targets in `fuzz/targets`, coverage-guided.
+//!
+//! The harness (`fuzz/libfuzzer`) is built on the stable toolchain with LLVM's SanitizerCoverage
+//! instrumentation passes (the flags cargo-fuzz uses, minus the nightly-only sanitizers), for
+//! the host triple only so build scripts and proc macros stay uninstrumented. Each target starts
+//! from the seeds `gateward_fuzz_targets::seeds` writes and the corpus of earlier runs. A
+//! finding (a panic: a crash or a broken invariant) is written to `fuzz/regressions/<target>/`,
+//! which `cargo test` replays, so once fixed it stays fixed.
+//!
+//! `--smoke` (in `cargo xtask test`) runs a fixed number of inputs per target with a fixed seed:
+//! the same inputs on every machine, so it cannot turn red by luck.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use gateward_devkit::envoy::cargo_target_dir;
+use gateward_fuzz_targets::{seeds, TARGETS};
+
+/// SanitizerCoverage as libFuzzer expects it (stable `-C` flags).
+const RUSTFLAGS: &[&str] = &[
+    "-Cpasses=sancov-module",
+    "-Cllvm-args=-sanitizer-coverage-level=4",
+    "-Cllvm-args=-sanitizer-coverage-inline-8bit-counters",
+    "-Cllvm-args=-sanitizer-coverage-pc-table",
+    "-Cllvm-args=-sanitizer-coverage-trace-compares",
+    "--cfg=fuzzing",
+];
+
+/// Inputs per target in `--smoke`.
+const SMOKE_RUNS: u64 = 100_000;
+
+struct Plan {
+    /// Seconds per target, or a fixed number of runs (smoke).
+    budget: Budget,
+    targets: Vec<&'static str>,
+}
+
+enum Budget {
+    Seconds(u64),
+    Runs(u64),
+}
+
+/// One target's run.
+struct Outcome {
+    target: &'static str,
+    executions: u64,
+    coverage: String,
+    corpus: usize,
+    seconds: f64,
+    finding: Option<String>,
+}
+
+fn plan(args: &[String]) -> Result<Plan, String> {
+    let mut budget = Budget::Seconds(60);
+    let mut targets: Vec<&'static str> = TARGETS.iter().map(|(n, _)| *n).collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut number = |what: &str| -> Result<u64, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{what} needs a number"))
+        };
+        match a.as_str() {
+            "--smoke" => budget = Budget::Runs(SMOKE_RUNS),
+            "--minutes" => {
+                let total = number("--minutes")?.saturating_mul(60);
+                budget = Budget::Seconds((total / targets.len().max(1) as u64).max(1));
+            }
+            "--seconds" => budget = Budget::Seconds(number("--seconds")?.max(1)),
+            "--target" => {
+                let name = it.next().ok_or("--target needs a name")?;
+                let found = TARGETS
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .ok_or_else(|| format!("no target {name}: {}", names()))?;
+                targets = vec![found.0];
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Plan { budget, targets })
+}
+
+fn names() -> String {
+    TARGETS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Builds the harness, runs the targets, prints and writes a report; Err on a finding.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let plan = plan(args)?;
+    let binary = build()?;
+    let work = cargo_target_dir().join("fuzz");
+    let mut outcomes = Vec::new();
+    for target in &plan.targets {
+        let corpus = work.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        for (i, (_, input)) in seeds().iter().filter(|(t, _)| t == target).enumerate() {
+            let path = corpus.join(format!("seed-{i}"));
+            std::fs::write(&path, input).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        outcomes.push(fuzz_one(&binary, target, &corpus, &plan.budget)?);
+    }
+    let report = report(&outcomes, &plan.budget);
+    print!("{report}");
+    let path = work.join("report.md");
+    std::fs::write(&path, &report).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("report: {}", path.display());
+    let findings: Vec<String> = outcomes.iter().filter_map(|o| o.finding.clone()).collect();
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} finding(s), kept under fuzz/regressions/ for `cargo test`:\n{}",
+            findings.len(),
+            findings.join("\n")
+        ))
+    }
+}
+
+fn host_triple() -> Result<String, String> {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_string)
+        .ok_or_else(|| String::from("rustc -vV printed no host triple"))
+}
+
+fn build() -> Result<PathBuf, String> {
+    let triple = host_triple()?;
+    let target_dir = cargo_target_dir().join("fuzz-build");
+    let manifest = crate::root().join("fuzz/libfuzzer/Cargo.toml");
+    eprintln!("\n==> building the libFuzzer harness ({triple}, instrumented)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg(&manifest)
+        .args(["--target", &triple, "--target-dir"])
+        .arg(&target_dir)
+        .env("RUSTFLAGS", RUSTFLAGS.join(" "))
+        // The instrumented build is separate; the caller's flags are for the other one.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the fuzz harness failed ({status})"));
+    }
+    Ok(target_dir
+        .join(triple)
+        .join("release")
+        .join("gateward-libfuzzer"))
+}
+
+fn fuzz_one(
+    binary: &Path,
+    target: &'static str,
+    corpus: &Path,
+    budget: &Budget,
+) -> Result<Outcome, String> {
+    let findings = crate::root().join("fuzz/regressions").join(target);
+    std::fs::create_dir_all(&findings).map_err(|e| format!("{}: {e}", findings.display()))?;
+    let mut cmd = Command::new(binary);
+    cmd.env("GATEWARD_FUZZ_TARGET", target)
+        .arg(corpus)
+        .arg(format!("-artifact_prefix={}/", findings.display()))
+        .args([
+            "-print_final_stats=1",
+            "-max_len=16384",
+            "-timeout=20",
+            "-rss_limit_mb=2048",
+            "-close_fd_mask=1",
+        ]);
+    match budget {
+        Budget::Seconds(s) => cmd.arg(format!("-max_total_time={s}")),
+        Budget::Runs(n) => cmd.args([format!("-runs={n}"), String::from("-seed=1")]),
+    };
+    eprintln!("==> fuzz {target}");
+    let started = Instant::now();
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let stat = |name: &str| -> u64 {
+        log.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // The last status line: `#N DONE cov: C ft: F corp: K/…`.
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('#') && l.contains("cov:"))
+        .unwrap_or("");
+    let field = |name: &str| {
+        last.split_whitespace()
+            .skip_while(|w| *w != name)
+            .nth(1)
+            .unwrap_or("?")
+            .to_string()
+    };
+    let corpus_len = std::fs::read_dir(corpus).map(|d| d.count()).unwrap_or(0);
+    let finding = (!out.status.success()).then(|| {
+        let why = log
+            .lines()
+            .filter(|l| {
+                l.contains("panicked at")
+                    || l.contains("input:")
+                    || l.contains("Test unit written")
+                    || l.contains("ERROR: libFuzzer")
+            })
+            .collect::<Vec<_>>()
+            .join("\n  ");
+        format!("{target}: {}\n  {why}", out.status)
+    });
+    Ok(Outcome {
+        target,
+        executions: stat("stat::number_of_executed_units:"),
+        coverage: format!("{} edges, {} features", field("cov:"), field("ft:")),
+        corpus: corpus_len,
+        seconds,
+        finding,
+    })
+}
+
+fn report(outcomes: &[Outcome], budget: &Budget) -> String {
+    let mut r = String::from("# Fuzzing report (cargo xtask fuzz)\n\n");
+    let _ = writeln!(
+        r,
+        "Budget: {}.\n",
+        match budget {
+            Budget::Seconds(s) => format!("{s} s per target"),
+            Budget::Runs(n) => format!("{n} inputs per target, seed 1 (smoke)"),
+        }
+    );
+    r.push_str("| target | executions | exec/s | coverage | corpus | findings |\n");
+    r.push_str("|---|---|---|---|---|---|\n");
+    for o in outcomes {
+        let _ = writeln!(
+            r,
+            "| {} | {} | {:.0} | {} | {} | {} |",
+            o.target,
+            o.executions,
+            o.executions as f64 / o.seconds.max(0.001),
+            o.coverage,
+            o.corpus,
+            if o.finding.is_some() { "1" } else { "0" }
+        );
+    }
+    r
+}
