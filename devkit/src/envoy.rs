@@ -340,6 +340,11 @@ impl Envoy {
         Ok((out.status.success(), text))
     }
 
+    /// The Envoy process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `http://127.0.0.1:<admin port>`.
     pub fn admin_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.admin_port)

@@ -79,9 +79,44 @@ pub fn request(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
+    let head_only = method == "HEAD";
+    // Read until the response is complete rather than until the server closes: Envoy holds a
+    // connection it answered locally open for its delayed-close timeout (1 s) first.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse(&raw, method == "HEAD")
+    let mut buf = [0u8; 16 * 1024];
+    while !complete(&raw, head_only) {
+        match stream.read(&mut buf)? {
+            0 => break,
+            n => raw.extend_from_slice(buf.get(..n).unwrap_or_default()),
+        }
+    }
+    parse(&raw, head_only)
+}
+
+/// Whether `raw` holds a whole response: headers, then `content-length` bytes or a chunked body
+/// to its last chunk. Without either, only the server closing ends it.
+fn complete(raw: &[u8], head_only: bool) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    if head_only {
+        return true;
+    }
+    let head = String::from_utf8_lossy(raw.get(..split).unwrap_or_default()).to_ascii_lowercase();
+    let body = raw.len() - split - 4;
+    let header = |name: &str| {
+        head.split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        return body >= len;
+    }
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        return raw.ends_with(b"\r\n0\r\n\r\n") || (body == 5 && raw.ends_with(b"0\r\n\r\n"));
+    }
+    false
 }
 
 fn parse(raw: &[u8], head_only: bool) -> io::Result<Response> {
@@ -165,7 +200,26 @@ pub fn wait_for_200(
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{complete, parse};
+
+    #[test]
+    fn a_response_is_complete_by_its_length_or_last_chunk() {
+        let head = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n";
+        assert!(!complete(
+            b"HTTP/1.1 401 Unauthorized\r\ncontent-len",
+            false
+        ));
+        assert!(!complete(head, false));
+        assert!(
+            complete(head, true),
+            "HEAD: the headers are the whole answer"
+        );
+        assert!(complete(&[&head[..], b"hi"].concat(), false));
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+        assert!(!complete(chunked, false));
+        assert!(complete(&[&chunked[..], b"0\r\n\r\n"].concat(), false));
+        assert!(!complete(b"HTTP/1.0 200 OK\r\n\r\nuntil close", false));
+    }
 
     #[test]
     fn parses_length_and_chunked_bodies() {

@@ -30,7 +30,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
@@ -58,6 +58,20 @@ const KEYS_CACHE_CONTROL: &str = "public, max-age=300";
 /// Worker threads answering requests (key generation on `/rotate` can take seconds in debug
 /// builds; the others keep serving).
 const WORKERS: usize = 4;
+
+/// A fault the issuer's key endpoints (discovery and JWKS) show, for testing how the gate
+/// behaves while its issuer misbehaves ([`DevIssuer::set_fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and a JSON error body.
+    Status(u16),
+    /// Answer correctly, after this long (past a fetch timeout, say).
+    Slow(Duration),
+    /// Answer 200 with a body that is not JSON.
+    Garbage,
+    /// Answer with bytes that are not HTTP at all, so the client drops the connection.
+    NotHttp,
+}
 
 /// How to start a [`DevIssuer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,13 +322,21 @@ impl DevIssuer {
             jwks_requests: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
         });
-        let handler_state = Arc::clone(&shared);
-        let server = bound.serve(
-            WORKERS,
-            "gateward-dev-issuer",
-            Arc::new(move |req: &Incoming| handle(&handler_state, req)),
-        )?;
+        let server = serve(&shared, bound)?;
         Ok(DevIssuer { shared, server })
+    }
+
+    /// Stops listening but keeps its keys, so clients get "connection refused" until
+    /// [`DevIssuer::come_back`]; minting still works meanwhile.
+    pub fn go_down(&mut self) {
+        self.server.shutdown();
+    }
+
+    /// Listens again on the same port with the same keys, after [`DevIssuer::go_down`].
+    pub fn come_back(&mut self) -> Result<(), IssuerError> {
+        let bound = Bound::new(self.server.port())?;
+        self.server = serve(&self.shared, bound)?;
+        Ok(())
     }
 
     /// `http://127.0.0.1:<port>`: the `iss` of its tokens and the issuer of its discovery
@@ -398,8 +420,16 @@ impl DevIssuer {
     /// with `status` (e.g. 500 or 503) and a JSON error body; `None` restores them. A status
     /// outside 100–599 is sent as 500.
     pub fn set_failure(&self, status: Option<u16>) {
-        let status = status.map(|s| if (100..=599).contains(&s) { s } else { 500 });
-        *lock(&self.shared.failure) = status;
+        self.set_fault(status.map(Fault::Status));
+    }
+
+    /// Fault injection on the key endpoints (discovery and JWKS) while `Some`; `None` restores
+    /// them.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        *lock(&self.shared.failure) = fault.map(|f| match f {
+            Fault::Status(s) if !(100..=599).contains(&s) => Fault::Status(500),
+            f => f,
+        });
     }
 
     /// How many JWKS documents were served (`GET`s answered 200).
@@ -434,7 +464,7 @@ struct Shared {
     audience: String,
     kind: KeyKind,
     keys: Mutex<Keys>,
-    failure: Mutex<Option<u16>>,
+    failure: Mutex<Option<Fault>>,
     jwks_fetches: AtomicUsize,
     jwks_requests: AtomicUsize,
     discovery_fetches: AtomicUsize,
@@ -568,9 +598,9 @@ impl Shared {
     }
 
     fn failure(&self) -> Option<Reply> {
-        let status = (*lock(&self.failure))?;
-        Some(
-            Reply::json(
+        let fault = (*lock(&self.failure))?;
+        Some(match fault {
+            Fault::Status(status) => Reply::json(
                 status,
                 &json!({
                     "error": "injected_failure",
@@ -578,8 +608,25 @@ impl Shared {
                 }),
             )
             .with("cache-control", "no-store"),
-        )
+            Fault::Slow(delay) => {
+                std::thread::sleep(delay);
+                return None;
+            }
+            Fault::Garbage => {
+                Reply::text(200, String::from("{\"keys\": [ this is not JSON")).with("content-type", "application/json")
+            }
+            Fault::NotHttp => Reply::raw(b"\x00\x01 not an HTTP response\r\n\r\n".to_vec()),
+        })
     }
+}
+
+fn serve(shared: &Arc<Shared>, bound: Bound) -> Result<Server, IssuerError> {
+    let state = Arc::clone(shared);
+    Ok(bound.serve(
+        WORKERS,
+        "gateward-dev-issuer",
+        Arc::new(move |req: &Incoming| handle(&state, req)),
+    )?)
 }
 
 /// Every claim name any preset emits, sorted.

@@ -7,6 +7,7 @@
 //! server) and [`upstream`] (an echo server that shows which headers reached it).
 
 pub mod envoy;
+pub mod hostile;
 pub mod http;
 pub mod issuer;
 pub mod openbao;

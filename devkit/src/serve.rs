@@ -54,6 +54,8 @@ pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// Write `body` alone, as the whole answer: no status line or headers (fault injection).
+    pub raw: bool,
 }
 
 impl Reply {
@@ -65,6 +67,7 @@ impl Reply {
             status,
             headers: vec![("content-type", "application/json".into())],
             body,
+            raw: false,
         }
     }
 
@@ -74,6 +77,17 @@ impl Reply {
             status,
             headers: vec![("content-type", "text/plain; charset=utf-8".into())],
             body: text.into_bytes(),
+            raw: false,
+        }
+    }
+
+    /// Exactly `bytes` on the connection, not an HTTP response (fault injection).
+    pub fn raw(bytes: Vec<u8>) -> Reply {
+        Reply {
+            status: 0,
+            headers: Vec::new(),
+            body: bytes,
+            raw: true,
         }
     }
 
@@ -236,6 +250,12 @@ fn answer(mut request: tiny_http::Request, handler: &Handler) {
             handler(&incoming)
         }
     };
+    if reply.raw {
+        let mut writer = request.into_writer();
+        let _ = writer.write_all(&reply.body);
+        let _ = writer.flush();
+        return;
+    }
     let head_only = *request.method() == tiny_http::Method::Head;
     // Written by hand (tiny_http's `Response` cannot say `connection: close`): one request per
     // connection, so clients never hold idle connections to a server that may stop.

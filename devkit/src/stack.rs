@@ -18,6 +18,10 @@ pub struct StackOptions {
     pub mode: String,
     /// `fetch.min_refetch_seconds` of the demo issuer.
     pub min_refetch_seconds: u64,
+    /// `fetch.cache_seconds` of the demo issuer (how often its keys are refreshed).
+    pub cache_seconds: u64,
+    /// `fetch.max_stale_seconds` of the demo issuer (how long failed refreshes keep old keys).
+    pub max_stale_seconds: u64,
     /// Start the issuer with the stack (false: its port is reserved, [`Stack::start_issuer`]
     /// brings it up later, to show Envoy starting while the issuer is down).
     pub issuer_up: bool,
@@ -31,6 +35,8 @@ impl Default for StackOptions {
             concurrency: 1,
             mode: "enforce".into(),
             min_refetch_seconds: 30,
+            cache_seconds: 600,
+            max_stale_seconds: 86_400,
             issuer_up: true,
             dir: envoy::workspace_root().join("target/gateward-demo"),
         }
@@ -70,11 +76,15 @@ impl Stack {
         let root = envoy::workspace_root().join("envoy-config");
         let issuer_url = format!("http://127.0.0.1:{issuer_port}");
         let refetch = opts.min_refetch_seconds.to_string();
+        let cache = opts.cache_seconds.to_string();
+        let stale = opts.max_stale_seconds.to_string();
         let gateward = envoy::gateward_config(
             &root.join("demo.json"),
             &[
                 ("ISSUER_URL", &issuer_url),
                 ("MIN_REFETCH_SECONDS", &refetch),
+                ("CACHE_SECONDS", &cache),
+                ("MAX_STALE_SECONDS", &stale),
                 ("MODE", &opts.mode),
             ],
         )?;

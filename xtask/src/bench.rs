@@ -432,7 +432,7 @@ impl MemorySample {
 /// The wasm VMs' linear memories, from `/proc/<pid>/smaps`: V8 reserves each memory with an
 /// inaccessible guard region of several GiB and makes its current pages read-write at the
 /// front, so a linear memory is the `rw-p` mapping that ends where such a reservation starts.
-fn wasm_memories(pid: u32) -> Vec<(u64, u64)> {
+pub(crate) fn wasm_memories(pid: u32) -> Vec<(u64, u64)> {
     let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     // (start, end, perms, size KiB, rss KiB) per mapping.
     let mut maps: Vec<(u64, u64, String, u64, u64)> = vec![];

@@ -57,18 +57,15 @@ fn plan(args: &[String]) -> Result<Plan, String> {
     let mut targets: Vec<&'static str> = TARGETS.iter().map(|(n, _)| *n).collect();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut number = |what: &str| -> Result<u64, String> {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{what} needs a number"))
-        };
         match a.as_str() {
             "--smoke" => budget = Budget::Runs(SMOKE_RUNS),
             "--minutes" => {
-                let total = number("--minutes")?.saturating_mul(60);
+                let total = crate::next_number(&mut it, "--minutes")?.saturating_mul(60);
                 budget = Budget::Seconds((total / targets.len().max(1) as u64).max(1));
             }
-            "--seconds" => budget = Budget::Seconds(number("--seconds")?.max(1)),
+            "--seconds" => {
+                budget = Budget::Seconds(crate::next_number(&mut it, "--seconds")?.max(1))
+            }
             "--target" => {
                 let name = it.next().ok_or("--target needs a name")?;
                 let found = TARGETS

@@ -7,6 +7,7 @@ mod demo;
 mod fuzz;
 mod playground;
 mod samples;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -27,6 +28,11 @@ cargo xtask <task>
              missing): throughput, latency at 5,000 req/s, start-up, memory; writes
              BENCHMARKS.md and docs/bench.svg (`--rounds N --seconds N --latency-seconds N`;
              `--smoke`: a few hundred requests each, report under the target directory)
+  soak       the filter in a real Envoy at a fixed rate of valid, forged, expired and missing
+             tokens while the issuer fails (500, slow, garbage, non-HTTP, rotation, down):
+             nothing wrongly allowed, nothing hung, recovery; writes SOAK.md and docs/soak.svg
+             (`--minutes N`, default 10; `--rate N` req/s; `--smoke`: 48 s, report under the
+             target directory)
   fuzz       libFuzzer over fuzz/targets (token, key documents, config, request), coverage-
              guided, on stable: reports executions, coverage and findings (kept in
              fuzz/regressions/ for cargo test); `--minutes N` in all, `--seconds N` per target,
@@ -53,6 +59,7 @@ fn main() -> ExitCode {
         }),
         "samples" => samples::write(&root().join("examples")),
         "bench" => bench::run(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "soak" => soak::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "fuzz" => fuzz::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "playground" => playground::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         "browser-test" => playground::browser::run(),
@@ -68,6 +75,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The number that follows flag `what` in an argument list.
+pub fn next_number(it: &mut std::slice::Iter<'_, String>, what: &str) -> Result<u64, String> {
+    it.next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{what} needs a number"))
 }
 
 /// The workspace root.
@@ -140,6 +154,8 @@ fn test() -> Result<(), String> {
     playground::browser::run()?;
     // The fuzz targets under libFuzzer, a fixed set of inputs each.
     fuzz::run(&["--smoke".to_string()])?;
+    // Faults and load in a real Envoy, briefly: nothing wrongly allowed, nothing hung, recovery.
+    soak::run(&["--smoke".to_string()])?;
     // The benchmark harness works end to end (a few hundred requests; nothing about speed).
     bench::run(&["--smoke".to_string()])?;
     Ok(())

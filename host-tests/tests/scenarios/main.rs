@@ -10,4 +10,5 @@
 mod abi;
 mod common;
 mod filter;
+mod hostile;
 mod keys;
