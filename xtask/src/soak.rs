@@ -362,11 +362,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 Phase::Down => iss.go_down(),
             }
         }
-        if *phase == Phase::Rotation {
-            // New tokens carry the new key's kid from here on.
-            let pools = Pools::mint(&issuer);
-            *lock(&tokens.pools) = pools;
-        }
+        // New pools every phase: GitHub-style tokens live 5 minutes, and after the rotation
+        // new tokens carry the new key's kid. The old pool serves until the new one is ready.
+        let pools = Pools::mint(&issuer);
+        *lock(&tokens.pools) = pools;
         let phase_end = o.phase * (i as u32 + 1);
         while started.elapsed() < phase_end {
             let wasm = crate::bench::wasm_memories(pid);
@@ -556,8 +555,11 @@ fn report(o: &Options, samples: &[Sample], memory: &[(f64, u64)], v: &Verdict) -
     );
     r.push_str(
         "\"valid 503\" is `keys_unavailable`: the keys went stale (10 s) with the issuer failing, \
-         the fail-closed answer. \"valid other\" would be a valid token refused for another \
-         reason. \"no answer\" is a connection that failed.\n\n![soak](docs/soak.svg)\n",
+         the fail-closed answer. \"valid other\" is a valid token refused for another reason: \
+         after the rotation, `key_not_found` for the new key's first tokens when a fetch that \
+         began just before the rotation installed the old set, and the unknown-kid refetch \
+         waits out `min_refetch_seconds` (1 s here) before it may run again. \"no answer\" is \
+         a connection that failed.\n\n![soak](docs/soak.svg)\n",
     );
     r
 }
