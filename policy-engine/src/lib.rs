@@ -12,6 +12,7 @@ extern crate std;
 
 pub mod alg;
 pub mod b64;
+pub mod calendar;
 pub mod claims;
 pub mod config;
 pub mod decision;
