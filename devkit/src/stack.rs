@@ -72,7 +72,6 @@ impl Stack {
         };
         let upstream = Echo::start()
             .map_err(|e| EnvoyError::Config(format!("cannot start the echo upstream: {e}")))?;
-        let (listen_port, admin_port) = (port("Envoy's listener")?, port("Envoy's admin")?);
         let root = envoy::workspace_root().join("envoy-config");
         let issuer_url = format!("http://127.0.0.1:{issuer_port}");
         let refetch = opts.min_refetch_seconds.to_string();
@@ -93,18 +92,30 @@ impl Stack {
                 path: root.join("demo.yaml"),
                 source,
             })?;
-        let yaml = envoy::render(
-            &template,
-            &[
-                ("ADMIN_PORT", &admin_port.to_string()),
-                ("LISTEN_PORT", &listen_port.to_string()),
-                ("ISSUER_PORT", &issuer_port.to_string()),
-                ("UPSTREAM_PORT", &upstream.port().to_string()),
-                ("WASM", &envoy::yaml_string(&wasm.display().to_string())),
-                ("GATEWARD_CONFIG", &envoy::yaml_string(&gateward)),
-            ],
-        )?;
-        let envoy = Envoy::start(&yaml, &opts.dir, opts.concurrency, admin_port)?;
+        // A port free when chosen can be taken before Envoy binds it (by another test's Envoy,
+        // or as the ephemeral port of some connection): then choose again.
+        let mut attempts = 0;
+        let (envoy, listen_port) = loop {
+            let (listen_port, admin_port) = (port("Envoy's listener")?, port("Envoy's admin")?);
+            let yaml = envoy::render(
+                &template,
+                &[
+                    ("ADMIN_PORT", &admin_port.to_string()),
+                    ("LISTEN_PORT", &listen_port.to_string()),
+                    ("ISSUER_PORT", &issuer_port.to_string()),
+                    ("UPSTREAM_PORT", &upstream.port().to_string()),
+                    ("WASM", &envoy::yaml_string(&wasm.display().to_string())),
+                    ("GATEWARD_CONFIG", &envoy::yaml_string(&gateward)),
+                ],
+            )?;
+            match Envoy::start(&yaml, &opts.dir, opts.concurrency, admin_port) {
+                Ok(envoy) => break (envoy, listen_port),
+                Err(e) if attempts < 3 && e.to_string().contains("Address already in use") => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Stack {
             issuer,
             issuer_port,
