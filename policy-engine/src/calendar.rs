@@ -1,5 +1,5 @@
 //! Calendar dates from Unix days, for hosts that print times without a date library (the CLI's
-//! `token inspect`, the OpenBao plugin's hclog timestamps).
+//! `token inspect`, the OpenBao plugin's hclog timestamps, the benchmark report's date).
 
 /// `(year, month 1–12, day 1–31)` of `days` since 1970-01-01, proleptic Gregorian (Howard
 /// Hinnant's `civil_from_days`).
