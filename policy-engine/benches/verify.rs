@@ -31,6 +31,21 @@ fn gate_for(key: &SigningKey, policy: bool) -> Gate {
     Gate::from_json(&config.to_string()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The `cargo xtask bench` Envoy configurations (`envoy-config/bench/`), for the native cost of
+/// the policy library's GitHub example and of the compact policy.
+fn bench_config(key: &SigningKey, file: &str) -> Gate {
+    let path = gateward_devkit::envoy::workspace_root()
+        .join("envoy-config/bench")
+        .join(file);
+    let jwks = jwks(&[("k", key)]).to_string();
+    let config = gateward_devkit::envoy::gateward_config(
+        &path,
+        &[("JWKS", &jwks), ("MAX_LIFETIME", "86400")],
+    )
+    .unwrap();
+    Gate::from_json(&config).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn bench(c: &mut Criterion) {
     let keys = [
         ("RS256", fixtures::rsa_a()),
@@ -56,6 +71,26 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| gate.check(&req, &|id, _| gate.static_keys(id), NOW))
             });
         }
+    }
+    let key = fixtures::rsa_a();
+    let token = mint(&key, Some("k"), &claims::github_actions(NOW - 10, AUD)).unwrap();
+    let headers = vec![("authorization".to_string(), format!("Bearer {token}"))];
+    let req = Request {
+        method: "POST",
+        path: "/deploy",
+        host: "api",
+        headers: &headers,
+    };
+    for (label, file) in [
+        ("policy library", "gateward-github.json"),
+        ("compact policy", "gateward-compact.json"),
+    ] {
+        let gate = bench_config(&key, file);
+        let decision = gate.check(&req, &|id, _| gate.static_keys(id), NOW);
+        assert!(decision.is_allow(), "{label}: {decision:?}");
+        c.bench_function(&format!("RS256 verify+{label}"), |b| {
+            b.iter(|| gate.check(&req, &|id, _| gate.static_keys(id), NOW))
+        });
     }
 }
 

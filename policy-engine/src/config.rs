@@ -212,6 +212,10 @@ pub struct PolicyConfig {
     /// `policy_error`.
     #[serde(default = "default_max_evaluation_ms")]
     pub max_evaluation_ms: u64,
+    /// Which regorus evaluator runs the policy: `compiled` (the default; the interpreter when
+    /// the build or the policy cannot be compiled) or `interpreter`.
+    #[serde(default)]
+    pub evaluator: crate::policy::Evaluator,
 }
 
 fn default_max_evaluation_ms() -> u64 {

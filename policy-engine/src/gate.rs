@@ -150,7 +150,9 @@ impl Gate {
             (Some(p), true) => {
                 match Policy::compile(&policy_text, p.data.as_ref(), &p.entrypoint) {
                     Ok(policy) => Some(
-                        policy.with_time_limit(Some(Duration::from_millis(p.max_evaluation_ms))),
+                        policy
+                            .with_time_limit(Some(Duration::from_millis(p.max_evaluation_ms)))
+                            .with_evaluator(p.evaluator),
                     ),
                     Err(es) => {
                         for e in es {

@@ -16,6 +16,9 @@
 //!   `*.data.json` loaded as `data`, over a few hundred requests built from the shared test
 //!   fixtures; the two engines' decisions must be equal, up to [`KNOWN_DECISION_FAULTS`].
 //!
+//! - The same requests also run on regorus's interpreter, which must decide exactly as its RVM
+//!   (the evaluator the gate uses) does.
+//!
 //! Each known rego-cpp fault has a minimal reproduction that the tests re-run: when a rego-cpp
 //! release fixes one, its test fails and says which entry to delete.
 
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use gateward_devkit::regocpp::{Interpreter, RegoCpp};
-use policy_engine::policy::{Module, Policy};
+use policy_engine::policy::{Evaluator, Module, Policy};
 use policy_engine::rego_test::{self, Outcome, TestCase};
 use serde_json::{json, Value};
 
@@ -470,6 +473,8 @@ fn entrypoints_decide_alike_on_both_engines() {
             .unwrap_or_else(|e| panic!("regorus, {entrypoint}: {}", e.join("\n")))
             // Unoptimised regorus on a loaded machine can take longer than the default budget.
             .with_time_limit(None);
+        assert_eq!(policy.evaluator(), Evaluator::Compiled, "{entrypoint}");
+        let interpreted = policy.clone().with_evaluator(Evaluator::Interpreter);
         // Memoised: the deep requests are chosen by what regorus allows.
         let memo = std::cell::RefCell::new(BTreeMap::<String, Value>::new());
         let decide = |input: &Value| -> Value {
@@ -480,6 +485,13 @@ fn entrypoints_decide_alike_on_both_engines() {
             let v = policy
                 .evaluate_value(regorus::Value::from(input.clone()))
                 .unwrap();
+            let reference = interpreted
+                .evaluate_value(regorus::Value::from(input.clone()))
+                .unwrap();
+            assert_eq!(
+                v, reference,
+                "{entrypoint}: RVM and interpreter differ on {input}"
+            );
             let v: Value = serde_json::from_str(&v.to_json_str().unwrap()).unwrap();
             memo.borrow_mut().insert(key, v.clone());
             v
