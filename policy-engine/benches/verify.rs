@@ -33,7 +33,7 @@ fn gate_for(key: &SigningKey, policy: bool) -> Gate {
 
 /// The `cargo xtask bench` Envoy configurations (`envoy-config/bench/`), for the native cost of
 /// the policy library's GitHub example and of the compact policy.
-fn bench_config(key: &SigningKey, file: &str) -> Gate {
+fn bench_config(key: &SigningKey, file: &str, evaluator: &str) -> Gate {
     let path = gateward_devkit::envoy::workspace_root()
         .join("envoy-config/bench")
         .join(file);
@@ -43,7 +43,9 @@ fn bench_config(key: &SigningKey, file: &str) -> Gate {
         &[("JWKS", &jwks), ("MAX_LIFETIME", "86400")],
     )
     .unwrap();
-    Gate::from_json(&config).unwrap_or_else(|e| panic!("{e}"))
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["policy"]["evaluator"] = json!(evaluator);
+    Gate::from_json(&config.to_string()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn bench(c: &mut Criterion) {
@@ -81,11 +83,13 @@ fn bench(c: &mut Criterion) {
         host: "api",
         headers: &headers,
     };
-    for (label, file) in [
-        ("policy library", "gateward-github.json"),
-        ("compact policy", "gateward-compact.json"),
+    for (label, file, evaluator) in [
+        ("policy library", "gateward-github.json", "compiled"),
+        ("policy library, interpreter", "gateward-github.json", "interpreter"),
+        ("compact policy", "gateward-compact.json", "compiled"),
+        ("compact policy, interpreter", "gateward-compact.json", "interpreter"),
     ] {
-        let gate = bench_config(&key, file);
+        let gate = bench_config(&key, file, evaluator);
         let decision = gate.check(&req, &|id, _| gate.static_keys(id), NOW);
         assert!(decision.is_allow(), "{label}: {decision:?}");
         c.bench_function(&format!("RS256 verify+{label}"), |b| {
