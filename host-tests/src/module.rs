@@ -30,7 +30,8 @@ fn build_filter() -> PathBuf {
 /// evaluation, ≈0.8–1.1 ms each) ran no measurably slower. Compilation is what costs: once per
 /// test binary, ≈25 s with the dev profile's unoptimized Cranelift on 2 cores (parallel
 /// compilation on), ≈2 s if the workspace builds `cranelift-codegen` and friends with
-/// `opt-level = 3`. `GATEWARD_WASM_OPT=speed` (or `size`) overrides the choice.
+/// `opt-level = 3`. `GATEWARD_WASM_OPT=speed` (or `size`) overrides the choice; the
+/// benchmark (`benches/request.rs`) sets `speed`.
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {

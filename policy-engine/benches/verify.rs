@@ -85,9 +85,17 @@ fn bench(c: &mut Criterion) {
     };
     for (label, file, evaluator) in [
         ("policy library", "gateward-github.json", "compiled"),
-        ("policy library, interpreter", "gateward-github.json", "interpreter"),
+        (
+            "policy library, interpreter",
+            "gateward-github.json",
+            "interpreter",
+        ),
         ("compact policy", "gateward-compact.json", "compiled"),
-        ("compact policy, interpreter", "gateward-compact.json", "interpreter"),
+        (
+            "compact policy, interpreter",
+            "gateward-compact.json",
+            "interpreter",
+        ),
     ] {
         let gate = bench_config(&key, file, evaluator);
         let decision = gate.check(&req, &|id, _| gate.static_keys(id), NOW);
