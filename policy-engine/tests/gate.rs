@@ -632,3 +632,94 @@ fn decision_keys_separate_whatever_the_decision_depends_on() {
         )
     );
 }
+
+#[test]
+fn validations_refuse_a_wide_leeway_and_a_claim_header_that_is_a_token_source() {
+    let mut c = config(json!({}));
+    c["issuers"][0]["leeway_seconds"] = json!(601);
+    c["claims_to_headers"] = json!([{"claim": "sub", "header": "Authorization"}]);
+    let e = Gate::from_json(&c.to_string()).unwrap_err().to_string();
+    assert!(
+        e.contains("issuers[0].leeway_seconds") && e.contains("at most 600"),
+        "{e}"
+    );
+    assert!(
+        e.contains("claims_to_headers[0].header") && e.contains("token source header"),
+        "{e}"
+    );
+    // 600 is allowed.
+    c["issuers"][0]["leeway_seconds"] = json!(600);
+    c["claims_to_headers"] = json!([]);
+    Gate::from_json(&c.to_string()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_gate_without_a_policy_warns_that_every_verified_token_is_allowed() {
+    let mut c = config(json!({}));
+    c.as_object_mut().unwrap().remove("policy");
+    let g = Gate::from_json(&c.to_string()).unwrap();
+    assert!(
+        g.warnings()
+            .iter()
+            .any(|w| w.contains("policy: none configured")),
+        "{:?}",
+        g.warnings()
+    );
+    let t = token_with(&fixtures::rsa_a(), "a", |_| {});
+    assert!(check(&g, "DELETE", "/anything", &[("authorization", &bearer(&t))]).is_allow());
+    assert!(gate(json!({}))
+        .warnings()
+        .iter()
+        .all(|w| !w.contains("policy: none configured")));
+}
+
+/// The Gateward configuration of `envoy-config/production-example.yaml`'s first listener (the
+/// JSON under its first `value: |`), with the GitHub issuer's keys inline instead of fetched.
+fn production_example() -> Gate {
+    let yaml = include_str!("../../envoy-config/production-example.yaml");
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_end().ends_with("value: |"));
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let start = indent(lines.next().unwrap());
+    let json: String = lines
+        .take_while(|l| l.trim().is_empty() || indent(l) > start)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut c: Value = serde_json::from_str(&json).unwrap();
+    let github = &mut c["issuers"][0];
+    assert_eq!(github["name"], "github");
+    github.as_object_mut().unwrap().remove("fetch");
+    github["jwks"] = jwks(&[("a", &fixtures::rsa_a())]);
+    Gate::from_json(&c.to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_production_example_policy_matches_whole_path_segments() {
+    let g = production_example();
+    let t = bearer(&token_with(&fixtures::rsa_a(), "a", |_| {}));
+    let auth = [("authorization", t.as_str())];
+    for path in ["/deploy", "/deploy/", "/deploy/prod"] {
+        assert!(check(&g, "POST", path, &auth).is_allow(), "{path}");
+    }
+    // Envoy normalises `..`, `//` and escaped slashes before the filter (the example's
+    // `normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action`); the policy itself
+    // refuses a prefix that is not a whole segment.
+    for path in [
+        "/deployment",
+        "/deploy-evil",
+        "/deploy.json",
+        "/",
+        "/artifacts",
+    ] {
+        assert_eq!(
+            deny_code(&check(&g, "POST", path, &auth)),
+            DenyCode::PolicyDenied,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        deny_code(&check(&g, "GET", "/deploy", &auth)),
+        DenyCode::PolicyDenied
+    );
+}
