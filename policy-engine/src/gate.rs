@@ -394,6 +394,23 @@ impl Gate {
             };
             return Err(deny(DenyCode::KeyNotFound, msg));
         }
+        // A token without `kid` is tried against each key that fits its alg: bounded, so that
+        // one request cannot cost a signature check per key of a large set.
+        if kid.is_none()
+            && keys
+                .candidates(None, token.alg)
+                .nth(MAX_KIDLESS_KEYS)
+                .is_some()
+        {
+            return Err(deny(
+                DenyCode::KeyNotFound,
+                format!(
+                    "a token without kid fits more than {MAX_KIDLESS_KEYS} {} keys of issuer {}; \
+                     the issuer must name its key",
+                    token.alg, issuer.name
+                ),
+            ));
+        }
         let message = token.signing_input.as_bytes();
         if !candidates.any(|k| signature_ok(token.alg, &k.key, message, &token.signature)) {
             return Err(deny(
@@ -671,6 +688,10 @@ impl Gate {
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
+
+/// How many keys a token without `kid` may be tried against ([`Gate::verify`]): enough for an
+/// issuer mid-rotation (old, new and next key), few enough to bound the cost of one request.
+pub const MAX_KIDLESS_KEYS: usize = 4;
 
 /// Upper bound on `token_cache_size`: enough for any fleet, small enough to bound memory.
 pub const MAX_TOKEN_CACHE_SIZE: usize = 100_000;

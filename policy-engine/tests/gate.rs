@@ -723,3 +723,34 @@ fn the_production_example_policy_matches_whole_path_segments() {
         DenyCode::PolicyDenied
     );
 }
+
+#[test]
+fn a_token_without_kid_is_tried_against_at_most_four_keys() {
+    let (a, b) = (fixtures::rsa_a(), fixtures::rsa_b());
+    let kidless = bearer(&mint(&a, None, &claims::github_actions(NOW - 10, AUD)).unwrap());
+    let with_keys = |keys: &[(&str, &SigningKey)]| {
+        let mut c = config(json!({}));
+        c["issuers"][0]["jwks"] = jwks(keys);
+        Gate::from_json(&c.to_string()).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let p256 = fixtures::p256();
+    // Four RS256 keys (and an EC key, which does not fit): the fourth verifies.
+    let four = [
+        ("k1", &b),
+        ("k2", &b),
+        ("k3", &b),
+        ("ec", &p256),
+        ("k4", &a),
+    ];
+    let g = with_keys(&four);
+    assert!(check(&g, "POST", "/deploy", &[("authorization", &kidless)]).is_allow());
+    // A fifth RS256 key: refused before any signature check, naming the limit.
+    let five = [("k0", &b), ("k1", &b), ("k2", &b), ("k3", &b), ("k4", &a)];
+    let g = with_keys(&five);
+    let d = check(&g, "POST", "/deploy", &[("authorization", &kidless)]);
+    assert_eq!(deny_code(&d), DenyCode::KeyNotFound);
+    assert!(format!("{d:?}").contains("more than 4 RS256 keys"), "{d:?}");
+    // With a kid, the size of the set does not matter.
+    let named = bearer(&token_with(&a, "k4", |_| {}));
+    assert!(check(&g, "POST", "/deploy", &[("authorization", &named)]).is_allow());
+}
