@@ -131,3 +131,44 @@ fn the_walkthrough_blocks_are_the_tested_files() {
         );
     }
 }
+
+/// Every Envoy cluster TLS context that users may copy (the docs and `envoy-config/`) verifies
+/// the issuer's certificate: without a `validation_context` Envoy accepts any certificate, and
+/// whoever intercepts the key fetch chooses the keys.
+#[test]
+fn every_copyable_upstream_tls_context_validates_the_certificate() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut files: Vec<std::path::PathBuf> = ["docs", "envoy-config", "envoy-config/bench"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(format!("{root}/{d}")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md" || x == "yaml"))
+        .collect();
+    files.push(format!("{root}/README.md").into());
+    let mut contexts = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            if !l.contains("UpstreamTlsContext") {
+                continue;
+            }
+            contexts += 1;
+            // The context's body: the lines indented deeper than its `typed_config`.
+            let indent = |l: &str| l.len() - l.trim_start().len();
+            let body: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|b| b.trim().is_empty() || indent(b) >= indent(l))
+                .copied()
+                .collect();
+            assert!(
+                body.iter().any(|b| b.contains("validation_context:"))
+                    && body.iter().any(|b| b.contains("trusted_ca")),
+                "{}:{}: an UpstreamTlsContext without validation_context/trusted_ca",
+                f.display(),
+                i + 1
+            );
+        }
+    }
+    assert!(contexts >= 3, "found {contexts} TLS contexts in {files:?}");
+}
