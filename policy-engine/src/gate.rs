@@ -1020,6 +1020,18 @@ fn issuer_keys(
                 Err(e) => errors.push(format!("{at}.pem"), e.to_string()),
             }
         }
+        // A key copied from the demo into a real issuer's configuration: anyone can sign
+        // tokens with it. The demo's own issuer is on loopback, where it is expected.
+        let demo_issuer = iss.starts_with("http://") && is_fetchable_url(iss);
+        for k in set.keys.iter().filter(|_| !demo_issuer) {
+            if let Some(name) = k.key.development_key() {
+                warnings.push(format!(
+                    "issuers[{i}]: key {} is Gateward's development key devkit/keys/{name}.pem, \
+                     whose private half is published: anyone can sign tokens it accepts",
+                    k.kid.as_deref().unwrap_or("(no kid)")
+                ));
+            }
+        }
         return KeySource::Static(set);
     }
     if let Some(uri) = &ic.jwks_uri {

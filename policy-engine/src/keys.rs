@@ -61,7 +61,70 @@ pub enum PublicKey {
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
+/// Fingerprints ([`PublicKey::fingerprint`]) of the development keys committed in
+/// `devkit/keys/` (`rsa-a`, `rsa-b`, `p256`, `p384`, `ed25519`), whose private halves are public:
+/// a configuration that trusts one gets a warning. Kept in step with the files by a devkit test.
+pub const DEVELOPMENT_KEYS: [(&str, &str); 5] = [
+    (
+        "rsa-a",
+        "c79b2c82cc7793b9613f6f640402aa15a24aadebc205f670099d0de899057704",
+    ),
+    (
+        "rsa-b",
+        "667ebdfcdcdcc5f99344a4a510bae3536741f59c2d575ad23058fe89bf35e24d",
+    ),
+    (
+        "p256",
+        "162a133868e0f372062d61dca5d0cba777ab8b18f14b3a83c6f3ea40a3e939e3",
+    ),
+    (
+        "p384",
+        "a32dd5ef4d66408df69839787cf86a8788ce635f9c07ba9718b670056b18c1ea",
+    ),
+    (
+        "ed25519",
+        "221d85be38d35e4e3264893f61d4edfe077b6089c890d5d9ea381d12e1377d9b",
+    ),
+];
+
 impl PublicKey {
+    /// SHA-256, in lower-case hex, over the key's family and public values (RSA: the modulus
+    /// and exponent; EC: the uncompressed point; Ed25519: the point), to recognise a key however
+    /// it was written (JWK or PEM).
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        match self {
+            PublicKey::Rsa(k) => {
+                h.update(b"rsa\0");
+                h.update(k.n().to_bytes_be());
+                h.update(b"\0");
+                h.update(k.e().to_bytes_be());
+            }
+            PublicKey::P256(k) => {
+                h.update(b"p256\0");
+                h.update(k.to_encoded_point(false).as_bytes());
+            }
+            PublicKey::P384(k) => {
+                h.update(b"p384\0");
+                h.update(k.to_encoded_point(false).as_bytes());
+            }
+            PublicKey::Ed25519(k) => {
+                h.update(b"ed25519\0");
+                h.update(k.as_bytes());
+            }
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The committed development key this is, if any ([`DEVELOPMENT_KEYS`]).
+    pub fn development_key(&self) -> Option<&'static str> {
+        let f = self.fingerprint();
+        DEVELOPMENT_KEYS
+            .iter()
+            .find(|(_, known)| *known == f)
+            .map(|(name, _)| *name)
+    }
     /// An RSA key as DER SubjectPublicKeyInfo, the form crypto libraries (Envoy's BoringSSL
     /// through `verify_signature`) import. None for other families.
     pub fn rsa_spki_der(&self) -> Option<Vec<u8>> {

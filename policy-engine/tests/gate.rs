@@ -754,3 +754,32 @@ fn a_token_without_kid_is_tried_against_at_most_four_keys() {
     let named = bearer(&token_with(&a, "k4", |_| {}));
     assert!(check(&g, "POST", "/deploy", &[("authorization", &named)]).is_allow());
 }
+
+#[test]
+fn trusting_a_committed_development_key_warns_outside_loopback() {
+    // `config` trusts devkit's rsa-a and p256 for GitHub's real issuer.
+    let w = gate(json!({})).warnings().join("\n");
+    assert!(
+        w.contains("issuers[0]: key a is Gateward's development key devkit/keys/rsa-a.pem")
+            && w.contains("devkit/keys/p256.pem"),
+        "{w}"
+    );
+    // A loopback issuer (the demo's) is where those keys belong.
+    let mut c = config(json!({}));
+    c["issuers"][0] = json!({
+        "name": "demo", "issuer": "http://127.0.0.1:8080", "audiences": [AUD],
+        "jwks": jwks(&[("a", &fixtures::rsa_a())]),
+    });
+    let g = Gate::from_json(&c.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        g.warnings().iter().all(|w| !w.contains("development key")),
+        "{:?}",
+        g.warnings()
+    );
+    // A key of one's own: no warning.
+    let own = gateward_devkit::SigningKey::generate(gateward_devkit::KeyKind::P256).unwrap();
+    let mut c = config(json!({}));
+    c["issuers"][0]["jwks"] = jwks(&[("own", &own)]);
+    let g = Gate::from_json(&c.to_string()).unwrap();
+    assert!(g.warnings().iter().all(|w| !w.contains("development key")));
+}

@@ -7,7 +7,7 @@
 )]
 
 use gateward_devkit::{fixtures, jwks, public_pem};
-use policy_engine::keys::{KeyError, KeySet, PublicKey, MAX_KEYS};
+use policy_engine::keys::{KeyError, KeySet, PublicKey, DEVELOPMENT_KEYS, MAX_KEYS};
 use policy_engine::Algorithm;
 use serde_json::{json, Value};
 
@@ -160,4 +160,33 @@ fn pem_keys_of_every_family() {
     assert!(
         PublicKey::from_pem("-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----").is_err()
     );
+}
+
+/// `DEVELOPMENT_KEYS` names exactly the committed `devkit/keys/` keys (not the weak one, which no
+/// configuration can load), whether given as a JWK or as PEM.
+#[test]
+fn the_development_key_list_matches_the_committed_keys() {
+    let committed = [
+        ("rsa-a", fixtures::rsa_a()),
+        ("rsa-b", fixtures::rsa_b()),
+        ("p256", fixtures::p256()),
+        ("p384", fixtures::p384()),
+        ("ed25519", fixtures::ed25519()),
+    ];
+    for (name, key) in &committed {
+        let set = parse(&jwks(&[("k", key)])).unwrap();
+        let from_jwk = &set.keys[0].key;
+        let from_pem = PublicKey::from_pem(&public_pem(key)).unwrap();
+        assert_eq!(from_jwk.fingerprint(), from_pem.fingerprint(), "{name}");
+        assert_eq!(
+            from_jwk.development_key(),
+            Some(*name),
+            "{name}: fingerprint {}",
+            from_jwk.fingerprint()
+        );
+    }
+    assert_eq!(DEVELOPMENT_KEYS.len(), committed.len());
+    let fresh = gateward_devkit::SigningKey::generate(gateward_devkit::KeyKind::P256).unwrap();
+    let set = parse(&jwks(&[("k", &fresh)])).unwrap();
+    assert_eq!(set.keys[0].key.development_key(), None);
 }
