@@ -143,12 +143,12 @@ impl Stack {
             .drain_seconds
             .map(|s| vec!["--drain-time-s".to_string(), s.to_string()])
             .unwrap_or_default();
-        let mut listeners = ListenerFile::new(&opts.dir);
         // A port free when chosen can be taken before Envoy binds it (by another test's Envoy,
         // or as the ephemeral port of some connection): then choose again.
         let mut attempts = 0;
-        let (envoy, listen_port, vars) = loop {
+        let (envoy, listen_port, vars, listeners) = loop {
             let (listen_port, admin_port) = (port("Envoy's listener")?, port("Envoy's admin")?);
+            let mut listeners = ListenerFile::new(&opts.dir);
             let vars = vec![
                 ("ADMIN_PORT", admin_port.to_string()),
                 ("LISTEN_PORT", listen_port.to_string()),
@@ -172,7 +172,7 @@ impl Stack {
                 Ok(envoy)
             });
             match started {
-                Ok(envoy) => break (envoy, listen_port, vars),
+                Ok(envoy) => break (envoy, listen_port, vars, listeners),
                 Err(e) if attempts < 3 && e.to_string().contains("Address already in use") => {
                     attempts += 1;
                 }
@@ -201,7 +201,8 @@ impl Stack {
     /// every worker runs it: requests on connections opened from then on are decided by
     /// `gateward` (compact or not, JSON), those already under way finish under the previous
     /// one. Err([`EnvoyError::Rejected`]) when Envoy refuses it (e.g. the filter refused the
-    /// configuration): the previous one keeps serving. The same configuration again is a no-op.
+    /// configuration): the previous one keeps serving. The running configuration again is a
+    /// no-op.
     pub fn reload(&mut self, gateward: &str) -> Result<(), EnvoyError> {
         let gateward = serde_json::from_str::<Value>(gateward)
             .map_err(|e| EnvoyError::Config(format!("the Gateward configuration: {e}")))?
@@ -226,7 +227,8 @@ impl Stack {
         self.listeners.path()
     }
 
-    /// How many listener updates Envoy was given (the LDS file's `version_info`; 1 at start).
+    /// How many listener updates this Envoy was given, rejected ones included (the LDS file's
+    /// `version_info`; 1 at start).
     pub fn listener_version(&self) -> u64 {
         self.listeners.version()
     }
