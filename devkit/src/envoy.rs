@@ -44,6 +44,32 @@ pub enum EnvoyError {
         /// Envoy's log so far.
         log: String,
     },
+    /// Envoy refused a listener update (LDS `update_rejected`); it keeps the previous listener.
+    #[error("Envoy rejected the listener update\n--- the end of Envoy's log ---\n{log}")]
+    Rejected {
+        /// The end of Envoy's log, which says why.
+        log: String,
+    },
+    /// A listener update was not running on every worker in time.
+    #[error("Envoy did not apply the listener update within {limit:?}\n--- the end of Envoy's log ---\n{log}")]
+    NotApplied {
+        /// How long it was given.
+        limit: Duration,
+        /// The end of Envoy's log.
+        log: String,
+    },
+}
+
+/// Envoy's listener manager counters that show a listener update landing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerCounters {
+    /// `listener_manager.lds.update_success`: LDS documents accepted.
+    pub accepted: i64,
+    /// `listener_manager.lds.update_rejected`: LDS documents refused.
+    pub rejected: i64,
+    /// `listener_manager.listener_create_success`: listeners a worker started running (one per
+    /// worker per update).
+    pub on_workers: i64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnvoyError + '_ {
@@ -263,6 +289,7 @@ pub fn yaml_string(s: &str) -> String {
 pub struct Envoy {
     child: Option<Child>,
     admin_port: u16,
+    concurrency: u32,
     dir: PathBuf,
 }
 
@@ -274,6 +301,17 @@ impl Envoy {
         dir: &Path,
         concurrency: u32,
         admin_port: u16,
+    ) -> Result<Envoy, EnvoyError> {
+        Envoy::start_with_args(config_yaml, dir, concurrency, admin_port, &[])
+    }
+
+    /// [`Envoy::start`] with more command-line arguments (e.g. `--drain-time-s 5`).
+    pub fn start_with_args(
+        config_yaml: &str,
+        dir: &Path,
+        concurrency: u32,
+        admin_port: u16,
+        args: &[String],
     ) -> Result<Envoy, EnvoyError> {
         let bin = binary()?;
         fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -289,6 +327,7 @@ impl Envoy {
             // Several Envoys (parallel tests) must not share hot-restart shared memory.
             .arg("--disable-hot-restart")
             .args(["--log-level", "info", "--component-log-level", "wasm:debug"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -300,6 +339,7 @@ impl Envoy {
         let mut envoy = Envoy {
             child: Some(child),
             admin_port,
+            concurrency,
             dir: dir.to_path_buf(),
         };
         envoy.wait_ready(Duration::from_secs(60))?;
@@ -363,6 +403,68 @@ impl Envoy {
     /// Everything Envoy logged so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("envoy.out")).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of [`Envoy::log`].
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all.get(all.len().saturating_sub(lines)..)
+            .unwrap_or_default()
+            .join("\n")
+    }
+
+    /// The listener manager's counters now (zero before Envoy has counted anything).
+    pub fn listener_counters(&self) -> Result<ListenerCounters, EnvoyError> {
+        let url = format!("{}/stats?filter=listener_manager", self.admin_url());
+        let page = http::get(&url)
+            .map_err(|e| EnvoyError::Config(format!("{url}: {e}")))?
+            .text();
+        let mut c = ListenerCounters::default();
+        for (name, value) in page.lines().filter_map(|l| l.split_once(": ")) {
+            let Ok(value) = value.trim().parse() else {
+                continue;
+            };
+            match name {
+                "listener_manager.lds.update_success" => c.accepted = value,
+                "listener_manager.lds.update_rejected" => c.rejected = value,
+                "listener_manager.listener_create_success" => c.on_workers = value,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    /// Waits until a listener update made after `before` runs on every worker: LDS accepted it
+    /// and each worker reported the new listener started (Envoy counts that once the worker
+    /// accepts new connections with it; connections accepted earlier finish on the old one).
+    /// Err if LDS rejected it or `limit` passed.
+    pub fn wait_listener_update(
+        &self,
+        before: ListenerCounters,
+        limit: Duration,
+    ) -> Result<ListenerCounters, EnvoyError> {
+        let start = std::time::Instant::now();
+        loop {
+            let now = self.listener_counters()?;
+            if now.rejected > before.rejected {
+                return Err(EnvoyError::Rejected {
+                    log: self.log_tail(30),
+                });
+            }
+            if now.accepted > before.accepted
+                && now.on_workers >= before.on_workers + i64::from(self.concurrency)
+            {
+                return Ok(now);
+            }
+            if start.elapsed() > limit {
+                return Err(EnvoyError::NotApplied {
+                    limit,
+                    log: self.log_tail(30),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Stops Envoy (also done on drop).

@@ -3,13 +3,15 @@
 //!
 //! Also the rest of the local stack the demo and the end-to-end tests run: [`envoy`] (installs
 //! and runs a real Envoy on loopback), [`http`] (a minimal HTTP/1.1 client), [`issuer`] (a local
-//! development OIDC issuer on loopback), [`openbao`] (installs and runs a real OpenBao dev
-//! server) and [`upstream`] (an echo server that shows which headers reached it).
+//! development OIDC issuer on loopback), [`lds`] (Envoy listeners from a file, reloadable),
+//! [`openbao`] (installs and runs a real OpenBao dev server) and [`upstream`] (an echo server
+//! that shows which headers reached it).
 
 pub mod envoy;
 pub mod hostile;
 pub mod http;
 pub mod issuer;
+pub mod lds;
 pub mod openbao;
 pub mod regocpp;
 mod serve;

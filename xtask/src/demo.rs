@@ -68,8 +68,9 @@ pub fn run(once: bool) -> Result<(), String> {
         return Ok(());
     }
     println!(
-        "\nThe stack stays up until Ctrl-C. Try:\n\n  TOKEN=$(curl -s -X POST {iss}/token)\n  curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {envoy}/deploy\n  curl -s '{iss}/token?claim.ref=refs/heads/dev'    # a token the policy refuses\n  curl -s {admin}/stats | grep gateward\n\nLogs: {dir}/envoy.out",
+        "\nThe stack stays up until Ctrl-C. Try:\n\n  TOKEN=$(curl -s -X POST {iss}/token)\n  curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {envoy}/deploy\n  curl -s '{iss}/token?claim.ref=refs/heads/dev'    # a token the policy refuses\n  curl -s {admin}/stats | grep gateward\n\nLogs: {dir}/envoy.out\nListener and Gateward configuration: {lds} (Envoy reloads it when a new file is renamed over it)",
         iss = issuer.url(),
+        lds = stack.listener_file().display(),
         envoy = stack.url(),
         admin = stack.envoy.admin_url(),
         dir = opts.dir.display(),

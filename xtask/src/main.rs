@@ -29,10 +29,10 @@ cargo xtask <task>
              BENCHMARKS.md and docs/bench.svg (`--rounds N --seconds N --latency-seconds N`;
              `--smoke`: a few hundred requests each, report under the target directory)
   soak       the filter in a real Envoy at a fixed rate of valid, forged, expired and missing
-             tokens while the issuer fails (500, slow, garbage, non-HTTP, rotation, down):
-             nothing wrongly allowed, nothing hung, recovery; writes SOAK.md and docs/soak.svg
-             (`--minutes N`, default 10; `--rate N` req/s; `--smoke`: 48 s, report under the
-             target directory)
+             tokens while the issuer fails (500, slow, garbage, non-HTTP, rotation, down), then
+             while its configuration is reloaded: nothing wrongly allowed, nothing hung,
+             recovery; writes SOAK.md and docs/soak.svg (`--minutes N`, default 10; `--rate N`
+             req/s; `--smoke`: 54 s, report under the target directory)
   fuzz       libFuzzer over fuzz/targets (token, key documents, config, request), coverage-
              guided, on stable: reports executions, coverage and findings (kept in
              fuzz/regressions/ for cargo test); `--minutes N` in all, `--seconds N` per target,

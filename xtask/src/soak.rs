@@ -7,10 +7,15 @@
 //! through phases: healthy, answering 500, slower than the fetch timeout, answering garbage,
 //! answering bytes that are not HTTP, rotating its key, down (connection refused), healthy
 //! again. The filter refreshes keys every 3 s and keeps stale ones 10 s, so every fault
-//! reaches it.
+//! reaches it. Last, with the issuer healthy, the listener's Gateward configuration is reloaded
+//! (Envoy's LDS file replaced) every half second, alternating between the demo's audience and
+//! the one the wrong-audience tokens carry, so those and the valid tokens swap places.
 //!
 //! Judged: no bad or missing token is ever let through; no request takes longer than the fetch
 //! timeout plus a margin; valid tokens are served again by the end of the last healthy phase.
+//! During the reloads each request must be right under a configuration that could have served
+//! it (the one before a reload or the one after, while Envoy applies it): nothing invalid under
+//! both is let through, and after the last reload the new configuration holds.
 //! Reported: per phase, the outcome counts and latency percentiles, and the worker VMs' linear
 //! memory over time (`SOAK.md` and `docs/soak.svg`; `--smoke`: a short run, report under the
 //! target directory).
@@ -30,6 +35,12 @@ use serde_json::{json, Value};
 const HANG_LIMIT: Duration = Duration::from_secs(5);
 /// Client threads sending the load.
 const CLIENTS: usize = 8;
+/// How often the reload phase replaces the configuration.
+const RELOAD_EVERY: Duration = Duration::from_millis(500);
+/// Envoy's drain time for replaced listeners: their connections are long finished by then (no
+/// request may take 5 s), and the old filter chains with their root contexts are freed during
+/// the phase rather than piling up for Envoy's default 600 s.
+const DRAIN_SECONDS: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -41,9 +52,10 @@ enum Phase {
     Rotation,
     Down,
     Recovered,
+    Reload,
 }
 
-const PHASES: [Phase; 8] = [
+const PHASES: [Phase; 9] = [
     Phase::Healthy,
     Phase::Status500,
     Phase::Slow,
@@ -52,7 +64,13 @@ const PHASES: [Phase; 8] = [
     Phase::Rotation,
     Phase::Down,
     Phase::Recovered,
+    Phase::Reload,
 ];
+
+/// The index of the phase that must end recovered.
+const RECOVERED: usize = 7;
+/// The index of the reload phase.
+const RELOAD: usize = 8;
 
 impl Phase {
     fn name(self) -> &'static str {
@@ -65,6 +83,7 @@ impl Phase {
             Phase::Rotation => "key rotation",
             Phase::Down => "issuer down (connection refused)",
             Phase::Recovered => "healthy again",
+            Phase::Reload => "configuration reloads (the accepted audience flips)",
         }
     }
 }
@@ -103,6 +122,15 @@ impl Kind {
 
     fn valid(self) -> bool {
         matches!(self, Kind::Reused | Kind::Fresh)
+    }
+
+    /// Whether the configuration `config` lets this token through: 0 is the demo's, 1 the
+    /// reload phase's other one, which accepts [`OTHER_AUD`] instead of [`AUD`].
+    fn allowed_under(self, config: usize) -> bool {
+        match config {
+            0 => self.valid(),
+            _ => self == Kind::WrongAudience,
+        }
     }
 }
 
@@ -175,7 +203,7 @@ impl Pools {
         Pools {
             reused: many(16, &|i| json!({"run_id": format!("reused-{i}")})),
             expired: many(4, &|_| json!({"iat": now() - 7200, "exp": now() - 3600})),
-            wrong_audience: many(4, &|_| json!({"aud": "https://github.com/someone-else"})),
+            wrong_audience: many(4, &|_| json!({"aud": OTHER_AUD})),
             unknown_key: (0..4)
                 .filter_map(|i| {
                     let mut claims = gateward_devkit::claims::github_actions(now() - 5, AUD);
@@ -222,6 +250,9 @@ impl Tokens {
 }
 
 const AUD: &str = "https://github.com/octo-org";
+/// The audience of the wrong-audience tokens, which the reload phase's second configuration
+/// accepts instead of [`AUD`].
+const OTHER_AUD: &str = "https://github.com/someone-else";
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -257,6 +288,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             min_refetch_seconds: 1,
             cache_seconds: 3,
             max_stale_seconds: 10,
+            drain_seconds: Some(DRAIN_SECONDS),
             dir: dir.clone(),
             ..StackOptions::default()
         },
@@ -267,6 +299,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     ));
     let url = stack.url();
     let pid = stack.envoy.pid().ok_or("Envoy is not running")?;
+    let configs = [
+        stack.gateward_config().to_string(),
+        with_audience(stack.gateward_config(), OTHER_AUD)?,
+    ];
+    let mut reloads = Reloads::default();
 
     let (fresh_tx, fresh_rx) = mpsc::sync_channel::<String>(64);
     let tokens = Arc::new(Tokens {
@@ -350,7 +387,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         {
             let mut iss = write(&issuer);
             match phase {
-                Phase::Healthy | Phase::Recovered => iss.set_fault(None),
+                Phase::Healthy | Phase::Recovered | Phase::Reload => iss.set_fault(None),
                 Phase::Status500 => iss.set_fault(Some(Fault::Status(500))),
                 Phase::Slow => iss.set_fault(Some(Fault::Slow(Duration::from_secs(3)))),
                 Phase::Garbage => iss.set_fault(Some(Fault::Garbage)),
@@ -367,6 +404,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let pools = Pools::mint(&issuer);
         *lock(&tokens.pools) = pools;
         let phase_end = o.phase * (i as u32 + 1);
+        if *phase == Phase::Reload {
+            reload_phase(
+                &mut stack,
+                &configs,
+                &mut reloads,
+                started,
+                phase_end,
+                o.phase,
+                |t| {
+                    memory.push((
+                        t,
+                        crate::bench::wasm_memories(pid).iter().map(|w| w.0).sum(),
+                    ))
+                },
+            );
+        }
         while started.elapsed() < phase_end {
             let wasm = crate::bench::wasm_memories(pid);
             memory.push((
@@ -391,8 +444,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let _ = minter.join();
 
     let samples = std::mem::take(&mut *lock(&samples));
-    let verdict = judge(&samples, o.phase);
-    let report = report(&o, &samples, &memory, &verdict);
+    let verdict = judge(&samples, o.phase, &reloads);
+    let report = report(&o, &samples, &memory, &verdict, &reloads);
     let (md, svg) = if o.smoke {
         (dir.join("SOAK.md"), dir.join("soak.svg"))
     } else {
@@ -412,17 +465,132 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-struct Verdict {
-    wrongly_allowed: usize,
-    hung: usize,
+/// `config` (Gateward JSON) accepting `audience` instead of its own.
+fn with_audience(config: &str, audience: &str) -> Result<String, String> {
+    let mut v: Value = serde_json::from_str(config).map_err(|e| e.to_string())?;
+    let audiences = v
+        .pointer_mut("/issuers/0/audiences")
+        .ok_or("the stack's configuration has no issuers[0].audiences")?;
+    *audiences = json!([audience]);
+    Ok(v.to_string())
+}
+
+/// The reload phase's record: when each reload began and when every worker ran it (since the
+/// soak's start; reload `k`, from 1, installs configuration `k % 2`), and any that failed.
+#[derive(Default)]
+struct Reloads {
+    done: Vec<(Duration, Duration)>,
     failures: Vec<String>,
 }
 
-fn judge(samples: &[Sample], phase: Duration) -> Verdict {
+/// Reloads every [`RELOAD_EVERY`] through the first two thirds of the phase, an odd number of
+/// times so that it ends on the other configuration; samples the memory between reloads.
+fn reload_phase(
+    stack: &mut Stack,
+    configs: &[String; 2],
+    reloads: &mut Reloads,
+    started: Instant,
+    phase_end: Duration,
+    phase: Duration,
+    mut sample_memory: impl FnMut(f64),
+) {
+    let reload_until = phase_end.saturating_sub(phase / 3);
+    while started.elapsed() < reload_until || reloads.done.len().is_multiple_of(2) {
+        let k = reloads.done.len() + 1;
+        let from = started.elapsed();
+        let Some(config) = configs.get(k % 2) else {
+            return;
+        };
+        if let Err(e) = stack.reload(config) {
+            reloads.failures.push(format!("reload {k}: {e}"));
+            return;
+        }
+        reloads.done.push((from, started.elapsed()));
+        sample_memory(started.elapsed().as_secs_f64());
+        std::thread::sleep(RELOAD_EVERY.saturating_sub(started.elapsed().saturating_sub(from)));
+    }
+}
+
+/// The reload phase's requests judged against the configurations that could have served them.
+#[derive(Default)]
+struct ReloadVerdict {
+    requests: usize,
+    /// Let through where no configuration that could have served it allows the token.
+    wrongly_allowed: usize,
+    /// Let through though invalid under both configurations.
+    invalid_allowed: usize,
+    /// Refused (or unanswered) where every configuration that could have served it allows it.
+    wrongly_refused: usize,
+    /// Sent after the last reload ran on every worker: (all, let through, right).
+    after_last: (usize, usize, usize),
+}
+
+/// The configurations (0 or 1) that could have decided a request in flight from `sent` to
+/// `done`: reload `k` may apply from when it began until it ran everywhere, so the configuration
+/// before it holds until that end and the one after it from that beginning.
+fn candidates(reloads: &[(Duration, Duration)], sent: Duration, done: Duration) -> [bool; 2] {
+    let mut can = [false; 2];
+    for j in 0..=reloads.len() {
+        let from = j
+            .checked_sub(1)
+            .and_then(|p| reloads.get(p))
+            .map_or(Duration::ZERO, |r| r.0);
+        let until = reloads.get(j).map_or(Duration::MAX, |r| r.1);
+        if from <= done && sent <= until {
+            if let Some(c) = can.get_mut(j % 2) {
+                *c = true;
+            }
+        }
+    }
+    can
+}
+
+fn judge_reloads(samples: &[Sample], reloads: &Reloads) -> ReloadVerdict {
+    let mut v = ReloadVerdict::default();
+    let last = reloads.done.last().map_or(Duration::MAX, |r| r.1);
+    let final_config = reloads.done.len() % 2;
+    for s in samples.iter().filter(|s| s.phase == RELOAD) {
+        let sent = s.at.saturating_sub(s.latency);
+        let can = candidates(&reloads.done, sent, s.at);
+        let allowed = s.status == 200;
+        // Right under configuration `c` if `c` could have decided it and decides that way.
+        let right_under =
+            |c: usize| can.get(c) == Some(&true) && allowed == s.kind.allowed_under(c);
+        v.requests += 1;
+        if !(right_under(0) || right_under(1)) {
+            if allowed {
+                v.wrongly_allowed += 1;
+            } else {
+                v.wrongly_refused += 1;
+            }
+        }
+        if allowed && !s.kind.allowed_under(0) && !s.kind.allowed_under(1) {
+            v.invalid_allowed += 1;
+        }
+        if sent > last {
+            v.after_last.0 += 1;
+            v.after_last.1 += usize::from(allowed);
+            v.after_last.2 += usize::from(allowed == s.kind.allowed_under(final_config));
+        }
+    }
+    v
+}
+
+struct Verdict {
+    wrongly_allowed: usize,
+    hung: usize,
+    reload: ReloadVerdict,
+    failures: Vec<String>,
+}
+
+fn judge(samples: &[Sample], phase: Duration, reloads: &Reloads) -> Verdict {
+    let reload = judge_reloads(samples, reloads);
+    // Outside the reload phase every configuration is the demo's.
     let wrongly_allowed = samples
         .iter()
-        .filter(|s| !s.kind.valid() && s.status == 200)
-        .count();
+        .filter(|s| s.phase != RELOAD && !s.kind.valid() && s.status == 200)
+        .count()
+        + reload.wrongly_allowed;
     let hung = samples.iter().filter(|s| s.latency > HANG_LIMIT).count();
     let mut failures = Vec::new();
     if wrongly_allowed > 0 {
@@ -433,23 +601,36 @@ fn judge(samples: &[Sample], phase: Duration) -> Verdict {
     if hung > 0 {
         failures.push(format!("{hung} request(s) took longer than {HANG_LIMIT:?}"));
     }
-    // Recovered: in the second half of the last phase, every valid token is served.
-    let last = PHASES.len() - 1;
-    let settle = phase * last as u32 + phase / 2;
+    // Recovered: in the second half of the last fault phase, every valid token is served.
+    let settle = phase * RECOVERED as u32 + phase / 2;
     let late: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.phase == last && s.at >= settle && s.kind.valid())
+        .filter(|s| s.phase == RECOVERED && s.at >= settle && s.kind.valid())
         .collect();
     let served = late.iter().filter(|s| s.status == 200).count();
     if late.is_empty() || served < late.len() {
         failures.push(format!(
-            "not recovered: {served} of {} valid requests served in the second half of the last phase",
+            "not recovered: {served} of {} valid requests served in the second half of the last fault phase",
             late.len()
+        ));
+    }
+    failures.extend(reloads.failures.iter().cloned());
+    if reload.wrongly_refused > 0 {
+        failures.push(format!(
+            "{} request(s) refused during the reloads though every configuration that could have decided them allows them",
+            reload.wrongly_refused
+        ));
+    }
+    let (after, _, right) = reload.after_last;
+    if after == 0 || right < after {
+        failures.push(format!(
+            "after the last reload {right} of {after} requests were decided by the new configuration"
         ));
     }
     Verdict {
         wrongly_allowed,
         hung,
+        reload,
         failures,
     }
 }
@@ -462,13 +643,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-fn report(o: &Options, samples: &[Sample], memory: &[(f64, u64)], v: &Verdict) -> String {
+fn report(
+    o: &Options,
+    samples: &[Sample],
+    memory: &[(f64, u64)],
+    v: &Verdict,
+    reloads: &Reloads,
+) -> String {
     let mut r = String::from("# Soak and fault report (cargo xtask soak)\n\n");
     let _ = writeln!(
         r,
         "Envoy {} with two workers, the release module, the dev issuer on loopback; {} requests/s \
          from {CLIENTS} clients for {} phases of {} s. Keys refreshed every 3 s, kept stale 10 s, \
-         fetch timeout 2 s. Machine: {} cores; other work on it shows in the latencies.\n",
+         fetch timeout 2 s; replaced listeners drain for {DRAIN_SECONDS} s. Machine: {} cores; \
+         other work on it shows in the latencies.\n",
         gateward_devkit::envoy::ENVOY_VERSION,
         o.rate,
         PHASES.len(),
@@ -488,7 +676,8 @@ fn report(o: &Options, samples: &[Sample], memory: &[(f64, u64)], v: &Verdict) -
     );
     r.push_str("| phase | requests | valid served | valid 503 | valid other | invalid refused | invalid let through | no answer | p50 | p99 | max |\n");
     r.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for (i, phase) in PHASES.iter().enumerate() {
+    // The reload phase has a table of its own: there "valid" depends on the configuration.
+    for (i, phase) in PHASES.iter().enumerate().filter(|(i, _)| *i != RELOAD) {
         let mine: Vec<&Sample> = samples.iter().filter(|s| s.phase == i).collect();
         let count = |f: &dyn Fn(&Sample) -> bool| mine.iter().filter(|s| f(s)).count();
         let mut lat: Vec<Duration> = mine.iter().map(|s| s.latency).collect();
@@ -509,6 +698,36 @@ fn report(o: &Options, samples: &[Sample], memory: &[(f64, u64)], v: &Verdict) -
             lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         );
     }
+    let mut took: Vec<Duration> = reloads.done.iter().map(|(a, b)| *b - *a).collect();
+    took.sort();
+    let rv = &v.reload;
+    let _ = writeln!(
+        r,
+        "\n**Phase {}, {}:** the listener's Gateward configuration was replaced {} times, every \
+         {} ms for the first two thirds of the phase, through Envoy's LDS file (a new file renamed \
+         into the watched directory), alternating between the demo's audience and `{OTHER_AUD}`: \
+         valid and wrong-audience tokens swap places. Each reload was running on both workers \
+         after {:.1} ms (p50), {:.1} ms (max). A request counts as right if it is right under a \
+         configuration that could have decided it: the one before a reload until the reload ran \
+         everywhere, the one after from when the reload began.\n",
+        RELOAD + 1,
+        Phase::Reload.name(),
+        reloads.done.len(),
+        RELOAD_EVERY.as_millis(),
+        percentile(&took, 0.5).as_secs_f64() * 1e3,
+        took.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    r.push_str("| requests | right | wrongly let through | invalid under both, let through | wrongly refused | after the last reload: requests, let through, right |\n|---|---|---|---|---|---|\n");
+    let (after, after_allowed, after_right) = rv.after_last;
+    let _ = writeln!(
+        r,
+        "| {} | {} | {} | {} | {} | {after}, {after_allowed}, {after_right} |",
+        rv.requests,
+        rv.requests - rv.wrongly_allowed - rv.wrongly_refused,
+        rv.wrongly_allowed,
+        rv.invalid_allowed,
+        rv.wrongly_refused,
+    );
     r.push_str("\n| token | requests | answers | p50 | p99 | max |\n|---|---|---|---|---|---|\n");
     for kind in [
         Kind::Reused,
@@ -559,7 +778,8 @@ fn report(o: &Options, samples: &[Sample], memory: &[(f64, u64)], v: &Verdict) -
          after the rotation, `key_not_found` for the new key's first tokens when a fetch that \
          began just before the rotation installed the old set, and the unknown-kid refetch \
          waits out `min_refetch_seconds` (1 s here) before it may run again. \"no answer\" is \
-         a connection that failed.\n\n![soak](docs/soak.svg)\n",
+         a connection that failed. The per-token answers include the reload phase, where \
+         wrong-audience tokens are let through under the second configuration.\n\n![soak](docs/soak.svg)\n",
     );
     r
 }
@@ -600,10 +820,10 @@ fn chart(samples: &[Sample], memory: &[(f64, u64)], phase: Duration) -> String {
             x(phase.as_secs_f64() * i as f64),
             x(phase.as_secs_f64() * (i + 1) as f64),
         );
-        let fill = if matches!(p, Phase::Healthy | Phase::Recovered) {
-            "#f4f4f4"
-        } else {
-            "#fde8e8"
+        let fill = match p {
+            Phase::Healthy | Phase::Recovered => "#f4f4f4",
+            Phase::Reload => "#e6eefa",
+            _ => "#fde8e8",
         };
         let _ = writeln!(
             s,
@@ -650,10 +870,65 @@ fn chart(samples: &[Sample], memory: &[(f64, u64)], phase: Duration) -> String {
         let _ = writeln!(
             s,
             "<text x=\"{left}\" y=\"{:.0}\">{}</text>",
-            h - 22.0 + 14.0 * row as f64,
+            top + plot_h + 28.0 + 14.0 * row as f64,
             text.join(" · ")
         );
     }
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_request_may_be_decided_by_the_configurations_around_a_reload_in_flight() {
+        // Reload 1 (to configuration 1) from 10 to 12 ms, reload 2 (back to 0) from 20 to 21 ms.
+        let reloads = [(ms(10), ms(12)), (ms(20), ms(21))];
+        assert_eq!(candidates(&reloads, ms(5), ms(6)), [true, false]);
+        assert_eq!(candidates(&reloads, ms(11), ms(11)), [true, true]);
+        assert_eq!(candidates(&reloads, ms(5), ms(10)), [true, true]);
+        assert_eq!(candidates(&reloads, ms(13), ms(19)), [false, true]);
+        assert_eq!(candidates(&reloads, ms(12), ms(13)), [true, true]);
+        assert_eq!(candidates(&reloads, ms(22), ms(30)), [true, false]);
+    }
+
+    #[test]
+    fn reload_samples_are_judged_under_the_configurations_that_could_decide_them() {
+        let reloads = Reloads {
+            done: vec![(ms(1000), ms(1010))],
+            failures: Vec::new(),
+        };
+        let sample = |at: u64, kind: Kind, status: u16| Sample {
+            at: ms(at),
+            phase: RELOAD,
+            kind,
+            status,
+            latency: ms(2),
+        };
+        let samples = [
+            // Before the reload: the demo's configuration.
+            sample(500, Kind::Reused, 200),
+            sample(500, Kind::WrongAudience, 401),
+            // While it is applied: either answer.
+            sample(1005, Kind::Reused, 200),
+            sample(1005, Kind::Reused, 401),
+            // After: the other configuration only.
+            sample(1500, Kind::WrongAudience, 200),
+            sample(1500, Kind::Fresh, 200),
+            sample(1500, Kind::Forged, 200),
+            sample(1500, Kind::WrongAudience, 401),
+        ];
+        let v = judge_reloads(&samples, &reloads);
+        assert_eq!(v.requests, 8);
+        assert_eq!(v.wrongly_allowed, 2, "the fresh token and the forged one");
+        assert_eq!(v.invalid_allowed, 1, "the forged one");
+        assert_eq!(v.wrongly_refused, 1);
+        assert_eq!(v.after_last, (4, 3, 1));
+    }
 }

@@ -17,6 +17,8 @@ use gateward_devkit::stack::{Stack, StackOptions};
 use gateward_host_tests::filter_wasm;
 
 mod hostcrypto;
+mod reload;
+mod trap;
 use serde_json::{json, Value};
 
 /// A stack for one test; prints Envoy's log if the test fails.
@@ -67,6 +69,16 @@ fn code(r: &Response) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// `token` with one character of its signature changed (not the last: its low bits may be
+/// padding a base64url decoder ignores).
+fn forged(token: &str) -> String {
+    let mut t = token.to_string();
+    let at = t.len() - 6;
+    let swapped = if &t[at..=at] == "A" { "B" } else { "A" };
+    t.replace_range(at..=at, swapped);
+    t
 }
 
 /// Retries `f` until it returns true (the filter picks up keys on its 100 ms tick).
