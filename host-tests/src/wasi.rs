@@ -30,6 +30,15 @@ pub(crate) fn define(linker: &mut Linker<VmState>) -> Result<()> {
     linker.func_wrap(WASI, "args_get", |_: C<'_>, _: i32, _: i32| errno::SUCCESS)?;
     linker.func_wrap(WASI, "clock_time_get", clock_time_get)?;
     linker.func_wrap(WASI, "random_get", random_get)?;
+    // Imported by the lock of regorus's pattern cache (parking_lot), which yields or sleeps
+    // only when another thread holds it: never, in a single-threaded module. Envoy 1.40 links
+    // both (the release module runs there); here a yield succeeds and a sleep is refused.
+    linker.func_wrap(WASI, "sched_yield", |_: C<'_>| errno::SUCCESS)?;
+    linker.func_wrap(
+        WASI,
+        "poll_oneoff",
+        |_: C<'_>, _: i32, _: i32, _: i32, _: i32| errno::NOTSUP,
+    )?;
     linker.func_wrap(WASI, "proc_exit", |_: C<'_>, code: i32| -> Result<()> {
         Err(format_err!("the module called proc_exit({code})"))
     })?;

@@ -57,6 +57,8 @@ const IMPLEMENTED: &[&str] = &[
     "wasi_snapshot_preview1/clock_time_get",
     "wasi_snapshot_preview1/random_get",
     "wasi_snapshot_preview1/proc_exit",
+    "wasi_snapshot_preview1/sched_yield",
+    "wasi_snapshot_preview1/poll_oneoff",
 ];
 
 #[test]
