@@ -89,9 +89,9 @@ fn bench(c: &mut Criterion) {
         ("hot, policy library", "gateward-github.json", json!({})),
         ("cold, policy library", "gateward-github.json", cold.clone()),
         (
-            "cold, policy library, interpreter",
+            "cold, policy library, compiled evaluator",
             "gateward-github.json",
-            json!({"token_cache_size": 0, "policy": {"evaluator": "interpreter"}}),
+            json!({"token_cache_size": 0, "policy": {"evaluator": "compiled"}}),
         ),
         ("cold, compact policy", "gateward-compact.json", cold),
     ];

@@ -42,23 +42,31 @@ pub struct Module {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Evaluator {
-    /// regorus's RVM: the policy compiled to instructions for its virtual machine, about three
-    /// times faster than the interpreter on the policy library. Used where the core has `std`
-    /// (Envoy, OpenBao, the CLI) and the RVM compiler accepts the policy; otherwise the
-    /// interpreter runs it (the RVM compiler refuses `print`, for one).
+    /// regorus's tree-walking interpreter: what `gateward test` and explanations use. An error
+    /// during evaluation (a builtin or operator given the wrong type, say) stops it, and the
+    /// request is denied `policy_error`.
     #[default]
-    Compiled,
-    /// regorus's tree-walking interpreter: the reference, and what explanations use.
     Interpreter,
+    /// regorus's RVM: the policy compiled to instructions for its virtual machine, about three
+    /// times faster than the interpreter on the policy library natively and eight times in wasm.
+    /// Used where the core has `std` (Envoy, OpenBao, the CLI) and the RVM compiler accepts the
+    /// policy; otherwise the interpreter runs it (the RVM compiler refuses `print`, for one).
+    /// **Errors have OPA's semantics:** an error inside a rule body makes that body undefined
+    /// instead of failing the evaluation, so `not r` over a rule that errors is true. Only for
+    /// policies that check the types of what they read, as the library does.
+    Compiled,
 }
 
 /// A compiled policy, ready to evaluate.
 #[derive(Clone)]
 pub struct Policy {
     compiled: CompiledPolicy,
-    /// The RVM program, when the policy runs compiled ([`Evaluator::Compiled`]).
+    /// The RVM program, when the RVM compiler accepted the policy.
     #[cfg(feature = "std")]
     vm: Option<Vm>,
+    /// Evaluate on [`Policy::vm`] ([`Evaluator::Compiled`]).
+    #[cfg(feature = "std")]
+    use_vm: bool,
     entrypoint: String,
     /// Kept for explanations (`explain`), which evaluate on a fresh engine with coverage on.
     modules: Vec<Module>,
@@ -146,6 +154,8 @@ impl Policy {
             compiled,
             #[cfg(feature = "std")]
             vm,
+            #[cfg(feature = "std")]
+            use_vm: false,
             entrypoint: entrypoint.to_string(),
             modules: modules.to_vec(),
             data: data.cloned(),
@@ -164,23 +174,24 @@ impl Policy {
         self
     }
 
-    /// Chooses the evaluator. [`Evaluator::Compiled`] keeps the RVM program when there is one;
-    /// [`Evaluator::Interpreter`] drops it.
+    /// Chooses the evaluator (a compiled policy starts with [`Evaluator::Interpreter`]).
+    /// [`Evaluator::Compiled`] keeps the RVM program when there is one; [`Evaluator::Interpreter`]
+    /// drops it.
     pub fn with_evaluator(mut self, evaluator: Evaluator) -> Policy {
         #[cfg(feature = "std")]
-        if evaluator == Evaluator::Interpreter {
-            self.vm = None;
+        {
+            self.use_vm = evaluator == Evaluator::Compiled && self.vm.is_some();
         }
         #[cfg(not(feature = "std"))]
         let _ = evaluator;
         self
     }
 
-    /// The evaluator that runs this policy: [`Evaluator::Compiled`] only when it has an RVM
-    /// program.
+    /// The evaluator that runs this policy: [`Evaluator::Compiled`] only when it was asked for
+    /// and the RVM compiler accepted the policy.
     pub fn evaluator(&self) -> Evaluator {
         #[cfg(feature = "std")]
-        if self.vm.is_some() {
+        if self.use_vm {
             return Evaluator::Compiled;
         }
         Evaluator::Interpreter
@@ -218,7 +229,7 @@ impl Policy {
     /// Err is an evaluation error; an undefined result is `Ok(Value::Undefined)`.
     pub fn evaluate_value(&self, input: Value) -> Result<Value, String> {
         #[cfg(feature = "std")]
-        if let Some(vm) = &self.vm {
+        if let Some(vm) = self.vm.as_ref().filter(|_| self.use_vm) {
             return vm
                 .run(input, self.time_limit)
                 .map_err(|e| self.describe_failure(e));
@@ -299,6 +310,10 @@ impl Vm {
         // The wall-clock budget bounds evaluation; the instruction count (25,000 by default)
         // would refuse large route tables the interpreter evaluates.
         machine.set_max_instructions(usize::MAX);
+        // A failing builtin or operator stops evaluation with an error, as in regorus's
+        // interpreter, instead of making its expression undefined (OPA's default): under `not`,
+        // undefined would turn a type error in a hostile claim into an allow.
+        machine.set_strict_builtin_errors(true);
         machine
             .set_data(self.data.clone())
             .map_err(|e| e.to_string())?;
@@ -688,7 +703,8 @@ mod tests {
             None,
             DEFAULT_ENTRYPOINT,
         )
-        .unwrap();
+        .unwrap()
+        .with_evaluator(Evaluator::Compiled);
         assert_eq!(p.evaluator(), Evaluator::Compiled);
         let input = |sub: &str| Value::from(serde_json::json!({"token": {"claims": {"sub": sub}}}));
         for sub in ["a", "b", "a", "c"] {
@@ -719,24 +735,49 @@ mod tests {
             None,
             DEFAULT_ENTRYPOINT,
         )
-        .unwrap();
+        .unwrap()
+        .with_evaluator(Evaluator::Compiled);
         assert_eq!(p.evaluator(), Evaluator::Interpreter);
         assert!(
             p.evaluate(Value::from(serde_json::json!({"ok": true})))
                 .unwrap()
                 .allow
         );
-        // Asking for the interpreter drops the program.
+        // The interpreter is the default, and can be asked for again.
         let p = Policy::compile(
             &module("package gateward\ndecision := true\n"),
             None,
             DEFAULT_ENTRYPOINT,
         )
         .unwrap();
+        assert_eq!(p.evaluator(), Evaluator::Interpreter);
+        let p = p.with_evaluator(Evaluator::Compiled);
         assert_eq!(p.evaluator(), Evaluator::Compiled);
         let p = p.with_evaluator(Evaluator::Interpreter);
         assert_eq!(p.evaluator(), Evaluator::Interpreter);
         assert!(p.evaluate(Value::new_object()).unwrap().allow);
+    }
+
+    /// Why the interpreter is the default: on the RVM an error inside a rule body makes the body
+    /// undefined (OPA's semantics), so a negated rule that errors on a hostile value allows.
+    #[test]
+    #[cfg(feature = "std")]
+    fn an_error_under_not_denies_on_the_interpreter_and_is_undefined_on_the_rvm() {
+        let p = Policy::compile(
+            &module(concat!(
+                "package gateward\nimport rego.v1\ndefault decision := false\n",
+                "too_big if to_number(input.n) > 10\n",
+                "decision if not too_big\n",
+            )),
+            None,
+            DEFAULT_ENTRYPOINT,
+        )
+        .unwrap();
+        let input = Value::from(serde_json::json!({"n": "not a number"}));
+        let e = p.evaluate(input.clone()).unwrap_err();
+        assert!(e.starts_with("evaluation failed"), "{e}");
+        let compiled = p.with_evaluator(Evaluator::Compiled);
+        assert!(compiled.evaluate(input).unwrap().allow);
     }
 
     #[test]

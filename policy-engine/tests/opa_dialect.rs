@@ -16,8 +16,8 @@
 //!   `*.data.json` loaded as `data`, over a few hundred requests built from the shared test
 //!   fixtures; the two engines' decisions must be equal, up to [`KNOWN_DECISION_FAULTS`].
 //!
-//! - The same requests also run on regorus's interpreter, which must decide exactly as its RVM
-//!   (the evaluator the gate uses) does.
+//! - The same requests run on both of regorus's evaluators (`policy.evaluator`), the RVM and
+//!   the interpreter, which must decide exactly alike.
 //!
 //! Each known rego-cpp fault has a minimal reproduction that the tests re-run: when a rego-cpp
 //! release fixes one, its test fails and says which entry to delete.
@@ -472,7 +472,8 @@ fn entrypoints_decide_alike_on_both_engines() {
         let policy = Policy::compile(&library, Some(&data), &entrypoint)
             .unwrap_or_else(|e| panic!("regorus, {entrypoint}: {}", e.join("\n")))
             // Unoptimised regorus on a loaded machine can take longer than the default budget.
-            .with_time_limit(None);
+            .with_time_limit(None)
+            .with_evaluator(Evaluator::Compiled);
         assert_eq!(policy.evaluator(), Evaluator::Compiled, "{entrypoint}");
         let interpreted = policy.clone().with_evaluator(Evaluator::Interpreter);
         // Memoised: the deep requests are chosen by what regorus allows.

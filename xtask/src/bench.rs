@@ -156,6 +156,12 @@ const PROXIES: &[ProxySpec] = &[
         log_level: "warn",
         auth: true,
     },
+    ProxySpec {
+        name: "gateward-compiled",
+        label: "Gateward, policy library, `policy.evaluator: compiled` (RVM)",
+        log_level: "info",
+        auth: true,
+    },
 ];
 
 /// One measured row: a proxy and the tokens sent to it.
@@ -218,6 +224,16 @@ const SCENARIOS: &[Scenario] = &[
         key: "gateward-hot-quiet",
         proxy: 5,
         tokens: Tokens::Hot,
+    },
+    Scenario {
+        key: "gateward-compiled-hot",
+        proxy: 6,
+        tokens: Tokens::Hot,
+    },
+    Scenario {
+        key: "gateward-compiled-cold",
+        proxy: 6,
+        tokens: Tokens::Cold,
     },
 ];
 
@@ -1054,6 +1070,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let compact_yaml = devenvoy::yaml_string(&compact_json);
+    let mut compiled: serde_json::Value =
+        serde_json::from_str(&gateward_json).map_err(|e| e.to_string())?;
+    compiled["policy"]["evaluator"] = "compiled".into();
+    let compiled_yaml = devenvoy::yaml_string(&compiled.to_string());
     let jwks_yaml = devenvoy::yaml_string(&jwks_json);
 
     let start_proxy = |i: usize, dir: &Path| -> Result<Proxy, String> {
@@ -1077,6 +1097,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "gateward-compact" => (
                 "gateward.yaml",
                 vec![("WASM", &wasm_yaml), ("GATEWARD_CONFIG", &compact_yaml)],
+            ),
+            "gateward-compiled" => (
+                "gateward.yaml",
+                vec![("WASM", &wasm_yaml), ("GATEWARD_CONFIG", &compiled_yaml)],
             ),
             _ => (
                 "gateward.yaml",

@@ -146,6 +146,11 @@ pub fn markdown(r: &Results, svg: &str) -> String {
     for (policy, hot, cold) in [
         ("policy library", "gateward-hot", "gateward-cold"),
         (
+            "policy library, compiled evaluator",
+            "gateward-compiled-hot",
+            "gateward-compiled-cold",
+        ),
+        (
             "compact policy",
             "gateward-compact-hot",
             "gateward-compact-cold",
@@ -391,7 +396,9 @@ pub fn markdown(r: &Results, svg: &str) -> String {
          whose `/deploy` route has a five-rule GitHub rule (owner id, repository ids, branches, \
          environments, events); the allow sets five headers. The compact-policy rows use the same \
          issuer with `envoy-config/bench/github-compact.rego` instead: the RBAC conditions written \
-         out in one rule, the same five headers. Envoy's log level is `info` (its default), so \
+         out in one rule, the same five headers. The compiled-evaluator rows run the library with \
+         `policy.evaluator: compiled` (regorus's RVM; errors have OPA's semantics, see \
+         `docs/config.md`); the others use the default interpreter. Envoy's log level is `info` (its default), so \
          Gateward writes one decision line per request; the `--log-level warn` row shows that \
          line's cost.\n\
          - Latency at a fixed rate: wrk cannot hold a rate and Debian has no wrk2, so \
