@@ -141,7 +141,11 @@ impl Policy {
         // compiler refuses some things the interpreter runs (e.g. `print` in regorus 0.14.1).
         #[cfg(feature = "std")]
         let vm = match Compiler::compile_from_policy(&compiled, &[entrypoint]) {
-            Ok(program) => Vm::new(program, engine_data(data)),
+            Ok(program) => Some(Vm {
+                program,
+                data: engine_data(data),
+                idle: std::sync::Mutex::new(None),
+            }),
             Err(e) => {
                 let report = e.to_string();
                 if report.contains("Unknown function") {
@@ -180,7 +184,14 @@ impl Policy {
     pub fn with_evaluator(mut self, evaluator: Evaluator) -> Policy {
         #[cfg(feature = "std")]
         {
-            self.use_vm = evaluator == Evaluator::Compiled && self.vm.is_some();
+            // The machine is built only for a policy that runs on it.
+            self.use_vm =
+                evaluator == Evaluator::Compiled && self.vm.as_ref().is_some_and(Vm::prepare);
+            if let (false, Some(vm)) = (self.use_vm, &self.vm) {
+                if let Ok(mut slot) = vm.idle.lock() {
+                    *slot = None;
+                }
+            }
         }
         #[cfg(not(feature = "std"))]
         let _ = evaluator;
@@ -291,17 +302,18 @@ impl Clone for Vm {
 
 #[cfg(feature = "std")]
 impl Vm {
-    /// `None` when the program cannot take `data` (a rule and a data key at the same path): the
-    /// interpreter then runs the policy and reports what it makes of that.
-    fn new(program: Arc<Program>, data: Value) -> Option<Vm> {
-        let mut vm = Vm {
-            program,
-            data,
-            idle: std::sync::Mutex::new(None),
-        };
-        let machine = vm.machine().ok()?;
-        vm.idle = std::sync::Mutex::new(Some(machine));
-        Some(vm)
+    /// Builds the first machine, so that a program that cannot take `data` (a rule and a data key
+    /// at the same path) is found at load: false then, and the interpreter runs the policy.
+    fn prepare(&self) -> bool {
+        match self.machine() {
+            Ok(machine) => {
+                if let Ok(mut slot) = self.idle.lock() {
+                    *slot = Some(machine);
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     fn machine(&self) -> Result<RegoVM, String> {
