@@ -48,6 +48,21 @@ fn bench_config(key: &SigningKey, file: &str, evaluator: &str) -> Gate {
     Gate::from_json(&config.to_string()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `Authorization: Bearer <a GitHub Actions token signed by key>`, for `POST /deploy`.
+fn deploy_headers(key: &SigningKey) -> Vec<(String, String)> {
+    let token = mint(key, Some("k"), &claims::github_actions(NOW - 10, AUD)).unwrap();
+    vec![("authorization".to_string(), format!("Bearer {token}"))]
+}
+
+fn deploy(headers: &[(String, String)]) -> Request<'_> {
+    Request {
+        method: "POST",
+        path: "/deploy",
+        host: "api",
+        headers,
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let keys = [
         ("RS256", fixtures::rsa_a()),
@@ -56,14 +71,8 @@ fn bench(c: &mut Criterion) {
         ("EdDSA", fixtures::ed25519()),
     ];
     for (name, key) in keys {
-        let token = mint(&key, Some("k"), &claims::github_actions(NOW - 10, AUD)).unwrap();
-        let headers = vec![("authorization".to_string(), format!("Bearer {token}"))];
-        let req = Request {
-            method: "POST",
-            path: "/deploy",
-            host: "api",
-            headers: &headers,
-        };
+        let headers = deploy_headers(&key);
+        let req = deploy(&headers);
         for (label, with_policy) in [("verify", false), ("verify+policy", true)] {
             let gate = gate_for(&key, with_policy);
             assert!(gate
@@ -75,26 +84,20 @@ fn bench(c: &mut Criterion) {
         }
     }
     let key = fixtures::rsa_a();
-    let token = mint(&key, Some("k"), &claims::github_actions(NOW - 10, AUD)).unwrap();
-    let headers = vec![("authorization".to_string(), format!("Bearer {token}"))];
-    let req = Request {
-        method: "POST",
-        path: "/deploy",
-        host: "api",
-        headers: &headers,
-    };
+    let headers = deploy_headers(&key);
+    let req = deploy(&headers);
     for (label, file, evaluator) in [
-        ("policy library", "gateward-github.json", "compiled"),
+        ("policy library", "gateward-github.json", "interpreter"),
         (
-            "policy library, interpreter",
+            "policy library, compiled",
             "gateward-github.json",
-            "interpreter",
+            "compiled",
         ),
-        ("compact policy", "gateward-compact.json", "compiled"),
+        ("compact policy", "gateward-compact.json", "interpreter"),
         (
-            "compact policy, interpreter",
+            "compact policy, compiled",
             "gateward-compact.json",
-            "interpreter",
+            "compiled",
         ),
     ] {
         let gate = bench_config(&key, file, evaluator);
