@@ -48,7 +48,7 @@ pub enum Evaluator {
     #[default]
     Interpreter,
     /// regorus's RVM: the policy compiled to instructions for its virtual machine, about three
-    /// times faster than the interpreter on the policy library natively and eight times in wasm.
+    /// times faster than the interpreter on the policy library, natively and in Envoy.
     /// Used where the core has `std` (Envoy, OpenBao, the CLI) and the RVM compiler accepts the
     /// policy; otherwise the interpreter runs it (the RVM compiler refuses `print`, for one).
     /// **Errors have OPA's semantics:** an error inside a rule body makes that body undefined
