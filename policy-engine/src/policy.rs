@@ -181,6 +181,8 @@ impl Policy {
     /// Chooses the evaluator (a compiled policy starts with [`Evaluator::Interpreter`]).
     /// [`Evaluator::Compiled`] keeps the RVM program when there is one; [`Evaluator::Interpreter`]
     /// drops it.
+    // Without `std` there is no RVM to configure, so `self` is never changed.
+    #[cfg_attr(not(feature = "std"), allow(unused_mut))]
     pub fn with_evaluator(mut self, evaluator: Evaluator) -> Policy {
         #[cfg(feature = "std")]
         {
