@@ -57,6 +57,18 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> io::Result<Response> {
+    let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    request_bytes(method, url, &headers, body)
+}
+
+/// [`request`] with header values sent byte for byte (bytes 0x80–0xFF are legal in HTTP/1.1
+/// field values; tests send them to check nothing trips over them).
+pub fn request_bytes(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> io::Result<Response> {
     let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {why}"));
     let rest = url
         .strip_prefix("http://")
@@ -73,11 +85,14 @@ pub fn request(
     if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
         head.push_str(&format!("content-length: {}\r\n", body.len()));
     }
+    let mut head = head.into_bytes();
     for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        head.extend_from_slice(format!("{k}: ").as_bytes());
+        head.extend_from_slice(v);
+        head.extend_from_slice(b"\r\n");
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
+    head.extend_from_slice(b"\r\n");
+    stream.write_all(&head)?;
     stream.write_all(body)?;
     let head_only = method == "HEAD";
     // Read until the response is complete rather than until the server closes: Envoy holds a

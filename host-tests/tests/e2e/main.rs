@@ -114,6 +114,35 @@ fn allowed_deploy_reaches_the_upstream_with_claims_and_without_the_token() {
     assert!(!log.contains(&token), "token in Envoy's log");
 }
 
+/// HTTP/1.1 allows bytes 0x80–0xFF in header values and Envoy passes them to filters; the
+/// proxy-wasm SDK's header reader unwraps them as UTF-8, so one such header from any client
+/// used to trap the VM (a 503 for every later request). They are now read as U+FFFD.
+#[test]
+fn header_values_that_are_not_utf8_are_decided_without_trapping() {
+    let run = run("obs-text", |_| {});
+    let token = mint(&run, "github-actions", json!({}));
+    let url = format!("{}/deploy", run.url());
+    let auth = format!("Bearer {token}");
+    let send = |headers: &[(&str, &[u8])]| {
+        gateward_devkit::http::request_bytes("POST", &url, headers, b"").unwrap()
+    };
+    let allows = || run.envoy.log().matches(r#""decision":"allow""#).count();
+    let before = allows();
+    // Allowed (the echo upstream, on tiny_http, then refuses the non-ASCII header itself).
+    send(&[("authorization", auth.as_bytes()), ("x-note", b"caf\xe9")]);
+    assert!(
+        eventually(Duration::from_secs(5), || allows() == before + 1),
+        "no allow decision logged"
+    );
+    let r = send(&[("x-note", b"\xff\xfe")]);
+    assert_eq!((r.status, code(&r)), (401, "token_missing".into()));
+    let r = send(&[("authorization", b"Bearer \xff\xfe.\xe9.\x80")]);
+    assert_eq!((r.status, code(&r)), (401, "token_malformed".into()));
+    // The VM still serves.
+    assert_eq!(deploy(&run, &token).status, 200);
+    assert!(!run.envoy.log().contains("panicked"), "the module panicked");
+}
+
 #[test]
 fn every_denial_reaches_the_client_as_documented() {
     let run = run("deny", |_| {});

@@ -5,6 +5,7 @@
 //! - [`stream`]: one request through the policy-engine pipeline, paused while keys load.
 //! - [`keystore`]: remote JWKS / discovery, fetched through Envoy clusters, shared between
 //!   worker VMs through shared data.
+//! - [`headers`]: the request header map, read without trusting it to be UTF-8.
 //! - [`cache`]: verified tokens, so a reused token skips signature verification.
 //! - [`hostcrypto`]: RSA signature checks on Envoy's BoringSSL (`verify_signature`).
 //! - [`replay`]: the record of tokens already let through, in shared data (`replay.jti`).
@@ -13,6 +14,7 @@
 //! See `docs/envoy.md` for the configuration an Envoy operator writes.
 
 pub mod cache;
+pub mod headers;
 pub mod hostcrypto;
 pub mod keystore;
 pub mod log;

@@ -126,9 +126,9 @@ impl HttpContext for Stream {
         let Some(plugin) = self.plugin.clone() else {
             return internal_error("no valid configuration");
         };
-        let headers = match hostcalls::get_map(MapType::HttpRequestHeaders) {
+        let headers = match crate::headers::request_headers() {
             Ok(h) => h,
-            Err(s) => return internal_error(&format!("cannot read request headers: {s:?}")),
+            Err(e) => return internal_error(&format!("cannot read request headers: {e}")),
         };
         let pending = Pending {
             context: self.id,
