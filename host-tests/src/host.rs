@@ -464,6 +464,7 @@ impl Host {
                 action: Action::Pause,
                 resumed: false,
                 local_reply: None,
+                received_headers: request_headers.clone(),
                 request_headers,
                 failed: false,
                 closed: false,

@@ -90,6 +90,8 @@ pub struct Stream {
     pub local_reply: Option<LocalReply>,
     /// The request header map as the module left it (order kept, names lower-case).
     pub request_headers: Vec<(String, String)>,
+    /// The request header map as Envoy handed it to the module, before any change.
+    pub received_headers: Vec<(String, String)>,
     /// The VM failed while handling this stream, or was failed already: Envoy answered
     /// `503` with details `wasm_fail_stream` (also recorded in `local_reply` when sent).
     pub failed: bool,

@@ -9,6 +9,11 @@
 //!
 //! `--smoke` (in `cargo xtask test`) runs a fixed number of inputs per target with a fixed seed:
 //! the same inputs on every machine, so it cannot turn red by luck.
+//!
+//! Target `filter` is not libFuzzer's: coverage cannot see inside the wasm module, so
+//! `fuzz/filter` draws hostile requests from a grammar and drives the built module in the
+//! wasmtime host. Its fixed-seed smoke is a `cargo test` (`fuzz/filter/tests/smoke.rs`), so
+//! `--smoke` leaves it out here.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,6 +32,9 @@ const RUSTFLAGS: &[&str] = &[
     "-Cllvm-args=-sanitizer-coverage-trace-compares",
     "--cfg=fuzzing",
 ];
+
+/// The structured fuzzer of the filter's request path (`fuzz/filter`).
+const FILTER: &str = "filter";
 
 /// Inputs per target in `--smoke`.
 const SMOKE_RUNS: u64 = 100_000;
@@ -55,10 +63,14 @@ struct Outcome {
 fn plan(args: &[String]) -> Result<Plan, String> {
     let mut budget = Budget::Seconds(60);
     let mut targets: Vec<&'static str> = TARGETS.iter().map(|(n, _)| *n).collect();
+    targets.push(FILTER);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--smoke" => budget = Budget::Runs(SMOKE_RUNS),
+            "--smoke" => {
+                budget = Budget::Runs(SMOKE_RUNS);
+                targets.retain(|t| *t != FILTER);
+            }
             "--minutes" => {
                 let total = crate::next_number(&mut it, "--minutes")?.saturating_mul(60);
                 budget = Budget::Seconds((total / targets.len().max(1) as u64).max(1));
@@ -70,9 +82,11 @@ fn plan(args: &[String]) -> Result<Plan, String> {
                 let name = it.next().ok_or("--target needs a name")?;
                 let found = TARGETS
                     .iter()
-                    .find(|(n, _)| n == name)
+                    .map(|(n, _)| *n)
+                    .chain([FILTER])
+                    .find(|n| n == name)
                     .ok_or_else(|| format!("no target {name}: {}", names()))?;
-                targets = vec![found.0];
+                targets = vec![found];
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -84,6 +98,7 @@ fn names() -> String {
     TARGETS
         .iter()
         .map(|(n, _)| *n)
+        .chain([FILTER])
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -91,10 +106,15 @@ fn names() -> String {
 /// Builds the harness, runs the targets, prints and writes a report; Err on a finding.
 pub fn run(args: &[String]) -> Result<(), String> {
     let plan = plan(args)?;
-    let binary = build()?;
+    let libfuzzer = plan.targets.iter().any(|t| *t != FILTER);
+    let binary = if libfuzzer { build()? } else { PathBuf::new() };
     let work = cargo_target_dir().join("fuzz");
     let mut outcomes = Vec::new();
     for target in &plan.targets {
+        if *target == FILTER {
+            outcomes.push(fuzz_filter(&plan.budget)?);
+            continue;
+        }
         let corpus = work.join("corpus").join(target);
         std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
         for (i, (_, input)) in seeds().iter().filter(|(t, _)| t == target).enumerate() {
@@ -103,6 +123,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         outcomes.push(fuzz_one(&binary, target, &corpus, &plan.budget)?);
     }
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     let report = report(&outcomes, &plan.budget);
     print!("{report}");
     let path = work.join("report.md");
@@ -116,6 +137,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "{} finding(s), kept under fuzz/regressions/ for `cargo test`:\n{}",
             findings.len(),
             findings.join("\n")
+        ))
+    }
+}
+
+/// The harness's own lock file is current. Its build runs `--locked` near the end of
+/// `cargo xtask test`; this finds a stale lock (a dependency of the core changed) at the start.
+pub fn check_lock() -> Result<(), String> {
+    let manifest = crate::root().join("fuzz/libfuzzer/Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "metadata",
+            "--locked",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: Cargo.lock is stale; run `cargo metadata --manifest-path {}` and commit it",
+            manifest.display(),
+            manifest.display()
         ))
     }
 }
@@ -227,6 +276,50 @@ fn fuzz_one(
         corpus: corpus_len,
         seconds,
         finding,
+    })
+}
+
+/// Runs `fuzz/filter`'s binary for the budget and reads its JSON summary.
+fn fuzz_filter(budget: &Budget) -> Result<Outcome, String> {
+    let (flag, n) = match budget {
+        Budget::Seconds(s) => ("--seconds", s),
+        Budget::Runs(n) => ("--cases", n),
+    };
+    eprintln!("==> fuzz {FILTER} (hostile requests through the wasmtime host)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["run", "-q", "-p", "gateward-fuzz-filter", "--", flag])
+        .arg(n.to_string())
+        .current_dir(crate::root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = text
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| format!("gateward-fuzz-filter printed no summary ({})", out.status))?;
+    let finding = &summary["finding"];
+    Ok(Outcome {
+        target: FILTER,
+        executions: summary["cases"].as_u64().unwrap_or(0),
+        coverage: format!(
+            "grammar, seed {}: {} outcomes {}",
+            summary["seed"],
+            summary["outcomes"].as_object().map_or(0, |o| o.len()),
+            summary["outcomes"]
+        ),
+        corpus: 0,
+        // The fuzzing loop's own time: building and loading the module are not part of it.
+        seconds: summary["seconds"].as_f64().unwrap_or(0.0),
+        finding: (!finding.is_null()).then(|| {
+            format!(
+                "{FILTER}: {}\n  written to {}",
+                finding["message"].as_str().unwrap_or("?"),
+                finding["file"].as_str().unwrap_or("?")
+            )
+        }),
     })
 }
 

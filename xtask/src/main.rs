@@ -110,6 +110,7 @@ pub fn cargo(args: &[&str]) -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"])?;
+    fuzz::check_lock()?;
     cargo(&[
         "clippy",
         "--workspace",
