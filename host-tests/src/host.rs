@@ -1035,6 +1035,12 @@ impl Host {
             .unwrap_or_default()
     }
 
+    /// Fault injection: from now on `vm`'s edits of the request headers (add, replace, remove)
+    /// are answered BadArgument, as Envoy answers them once it no longer holds the map.
+    pub fn refuse_header_edits(&mut self, vm: VmId, refuse: bool) {
+        self.vm_mut(vm).store.data_mut().refuse_header_edits = refuse;
+    }
+
     /// Why `vm` failed: the module's last critical log line (the SDK's panic message) and the
     /// trap. A failed VM is never called again; its new requests fail with `503`.
     pub fn trap(&self, vm: VmId) -> Option<&str> {

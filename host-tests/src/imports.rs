@@ -332,6 +332,9 @@ fn edit_map(
         None => String::new(),
     };
     let state = caller.data_mut();
+    if state.refuse_header_edits && kind == map::REQUEST_HEADERS {
+        return Ok(status::BAD_ARGUMENT);
+    }
     let context = state.effective_context();
     match state.mut_map(context, kind) {
         Some(map) => {

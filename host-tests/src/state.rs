@@ -304,6 +304,8 @@ pub(crate) struct VmState {
     pub metric_ids: HashMap<u32, String>,
     pub next_metric_id: [u32; 3],
     pub rng: u64,
+    /// Fault injection: every edit of the request headers is refused (`Host::refuse_header_edits`).
+    pub refuse_header_edits: bool,
 }
 
 impl VmState {
@@ -334,6 +336,7 @@ impl VmState {
                 metric::HISTOGRAM + metric::ID_INCREMENT,
             ],
             rng: 0x9E37_79B9_7F4A_7C15 ^ (vm.0 as u64),
+            refuse_header_edits: false,
         }
     }
 

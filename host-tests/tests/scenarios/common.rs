@@ -116,6 +116,16 @@ pub fn deploy(host: &mut Host, vm: VmId, token: &str) -> StreamId {
     request(host, vm, "POST", "/deploy", &[("authorization", &auth)])
 }
 
+/// The deny code of a stream's local reply (fails the test when there is none).
+pub fn code(host: &Host, s: StreamId) -> String {
+    let reply = host
+        .stream(s)
+        .local_reply
+        .as_ref()
+        .unwrap_or_else(|| panic!("no local reply: {:?}", host.stream(s)));
+    reply.body_json()["code"].as_str().unwrap().to_string()
+}
+
 /// Every VM of the host ran without trapping.
 pub fn assert_no_trap(host: &Host, vms: &[VmId]) {
     for vm in vms {

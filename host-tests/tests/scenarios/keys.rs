@@ -11,15 +11,6 @@ fn only_call(host: &Host) -> HttpCall {
     calls.into_iter().next().unwrap()
 }
 
-fn code(host: &Host, s: StreamId) -> String {
-    let reply = host
-        .stream(s)
-        .local_reply
-        .as_ref()
-        .unwrap_or_else(|| panic!("no local reply: {:?}", host.stream(s)));
-    reply.body_json()["code"].as_str().unwrap().to_string()
-}
-
 /// Advances the clock in tick steps until a call is pending (at most `max_ms`).
 fn advance_until_call(host: &mut Host, max_ms: u64) -> HttpCall {
     let mut waited = 0;
@@ -188,6 +179,31 @@ fn an_unanswered_fetch_times_out_into_keys_unavailable() {
         .logs(vm)
         .iter()
         .any(|l| l.message.contains("504") && l.message.contains("keys for github")));
+    assert_no_trap(&host, &[vm]);
+}
+
+/// At most 4096 requests wait for keys per VM; the next is refused at once (503) rather than
+/// held, and the waiting ones are still finished when the keys arrive.
+#[test]
+fn past_the_waiter_cap_requests_are_refused_at_once_and_the_waiting_ones_finish() {
+    let (mut host, vm) = start(&remote_config(json!({"timeout_ms": 10_000})));
+    let token = token(&fixtures::rsa_a(), "a");
+    let waiting: Vec<StreamId> = (0..4096).map(|_| deploy(&mut host, vm, &token)).collect();
+    assert!(waiting.iter().all(|s| host.stream(*s).is_paused()));
+    let over = deploy(&mut host, vm, &token);
+    assert_eq!(code(&host, over), "keys_unavailable");
+    assert_eq!(host.stream(over).local_reply.as_ref().unwrap().status, 503);
+    assert!(host
+        .logs(vm)
+        .iter()
+        .any(|l| l.message.contains("too many requests waiting for keys")));
+    host.respond(
+        only_call(&host).id,
+        jwks_response(&[("a", &fixtures::rsa_a())]),
+    );
+    assert!(waiting.iter().all(|s| host.stream(*s).is_allowed()));
+    let after = deploy(&mut host, vm, &token);
+    assert!(host.stream(after).is_allowed());
     assert_no_trap(&host, &[vm]);
 }
 

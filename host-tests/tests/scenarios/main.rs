@@ -9,6 +9,7 @@
 
 mod abi;
 mod common;
+mod faults;
 mod filter;
 mod hostile;
 mod keys;

@@ -1,20 +1,81 @@
-//! The request header map, read without assuming it is UTF-8.
+//! The request header map through the ABI directly, so that no host answer can panic the
+//! module.
 //!
 //! The SDK's `hostcalls::get_map` unwraps `String::from_utf8` on every name and value, but
 //! HTTP/1.1 allows bytes 0x80–0xFF in header values (obs-text) and Envoy passes them on: one
-//! such header from any client would panic the module and trap the VM. Here the map is read
-//! through the ABI directly and invalid UTF-8 becomes U+FFFD, so the request is decided like
-//! any other (a token carrying such bytes fails to decode; the policy sees the replacement).
+//! such header from any client would panic the module and trap the VM. Here invalid UTF-8
+//! becomes U+FFFD, so the request is decided like any other (a token carrying such bytes fails
+//! to decode; the policy sees the replacement). Likewise the SDK's header edits panic on any
+//! status but Ok; these return it, so a refused edit fails the request closed (a 500) instead of
+//! trapping the VM.
 
 /// Map type `HttpRequestHeaders` in proxy-wasm ABI 0.2.1.
 const HTTP_REQUEST_HEADERS: u32 = 0;
 /// Status `Ok`.
 const OK: u32 = 0;
 
-// Declared here rather than taken from the SDK, whose wrappers unwrap UTF-8 conversions.
+// Declared here rather than taken from the SDK, whose wrappers panic on what they dislike.
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        name: *const u8,
+        name_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        name: *const u8,
+        name_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, name: *const u8, name_size: usize) -> u32;
+}
+
+/// Adds a request header beside any others of that name.
+pub fn add(name: &str, value: &str) -> Result<(), String> {
+    // SAFETY: the host only reads the two slices, during the call.
+    #[allow(unsafe_code)]
+    let status = unsafe {
+        proxy_add_header_map_value(
+            HTTP_REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    checked("add", name, status)
+}
+
+/// Sets a request header (Envoy replaces the first of that name) or, with None, removes every
+/// one of that name.
+pub fn set(name: &str, value: Option<&str>) -> Result<(), String> {
+    // SAFETY: as in `add`.
+    #[allow(unsafe_code)]
+    let status = unsafe {
+        match value {
+            Some(v) => proxy_replace_header_map_value(
+                HTTP_REQUEST_HEADERS,
+                name.as_ptr(),
+                name.len(),
+                v.as_ptr(),
+                v.len(),
+            ),
+            None => proxy_remove_header_map_value(HTTP_REQUEST_HEADERS, name.as_ptr(), name.len()),
+        }
+    };
+    checked(if value.is_some() { "set" } else { "remove" }, name, status)
+}
+
+fn checked(what: &str, name: &str, status: u32) -> Result<(), String> {
+    match status {
+        OK => Ok(()),
+        s => Err(format!("{what} {name}: the host answered status {s}")),
+    }
 }
 
 /// The request's headers, pseudo-headers included, in Envoy's order.

@@ -11,13 +11,13 @@ use policy_engine::{
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 
 use crate::cache::Entry;
 use crate::keystore::{Availability, SourceId};
 use crate::root::Plugin;
 use crate::vm::{self, VmState};
-use crate::{log, root};
+use crate::{headers, log, root};
 
 /// Most requests one VM holds paused waiting for keys; more are refused (503) at once.
 const MAX_WAITERS: usize = 4096;
@@ -126,7 +126,7 @@ impl HttpContext for Stream {
         let Some(plugin) = self.plugin.clone() else {
             return internal_error("no valid configuration");
         };
-        let headers = match crate::headers::request_headers() {
+        let headers = match headers::request_headers() {
             Ok(h) => h,
             Err(e) => return internal_error(&format!("cannot read request headers: {e}")),
         };
@@ -412,32 +412,38 @@ fn unknown_kid(token: &UntrustedToken<'_>, keys: &KeySet) -> bool {
 }
 
 /// Acts on an outcome: header changes and continue, or a local reply. Logs the decision.
-fn respond(vm: &VmState, p: &Pending, outcome: Outcome, resumed: bool) -> Action {
+fn respond(vm: &VmState, p: &Pending, mut outcome: Outcome, resumed: bool) -> Action {
     let gate = &p.plugin.gate;
     let report = gate.mode() == Mode::Report;
     let applied = match &outcome.decision {
         None => Ok(()),
-        Some(Decision::Allow(a)) => {
-            vm.metrics.allowed();
-            allow(a)
-        }
-        Some(Decision::Deny(d)) => {
-            vm.metrics.denied(d.code, !report);
-            if report {
-                // The request goes on unauthenticated: make sure it carries no identity
-                // headers a client could have forged.
-                gate.claim_header_names()
-                    .try_for_each(|h| remove_header(&h))
-            } else {
-                log_decision(p, &outcome, report);
-                return local_reply(gate.realm(), d);
-            }
-        }
+        Some(Decision::Allow(a)) => allow(a),
+        // The request goes on unauthenticated: make sure it carries no identity headers a
+        // client could have forged.
+        Some(Decision::Deny(_)) if report => gate
+            .claim_header_names()
+            .try_for_each(|h| remove_header(&h)),
+        Some(Decision::Deny(_)) => Ok(()),
     };
-    log_decision(p, &outcome, report);
+    // Failing to remove the token or a forged header must not let the request through, in
+    // report mode either.
+    let failed = applied.is_err();
     if let Err(e) = applied {
-        // Failing to remove the token or a forged header must not let the request through.
-        return internal_error(&format!("cannot rewrite request headers: {e}"));
+        log::error(&format!(
+            "internal error: cannot rewrite request headers: {e}"
+        ));
+        let d = Deny::new(DenyCode::InternalError, "internal error");
+        outcome.decision = Some(Decision::Deny(d));
+    }
+    let enforce = !report || failed;
+    match &outcome.decision {
+        None => {}
+        Some(Decision::Allow(_)) => vm.metrics.allowed(),
+        Some(Decision::Deny(d)) => vm.metrics.denied(d.code, enforce),
+    }
+    log_decision(p, &outcome, !enforce);
+    if let (Some(Decision::Deny(d)), true) = (&outcome.decision, enforce) {
+        return local_reply(gate.realm(), d);
     }
     if resumed {
         if let Err(s) = hostcalls::resume_http_request() {
@@ -453,20 +459,18 @@ fn allow(a: &Allow) -> Result<(), String> {
         remove_header(h)?;
     }
     for (h, v) in &a.headers {
-        hostcalls::add_map_value(MapType::HttpRequestHeaders, h, v)
-            .map_err(|s| format!("add {h}: {s:?}"))?;
+        headers::add(h, v)?;
     }
     match &a.strip_token {
         None => Ok(()),
         Some(Strip::Header(h)) => remove_header(h),
-        Some(Strip::Path(path)) => set_header(":path", Some(path)),
+        Some(Strip::Path(path)) => headers::set(":path", Some(path)),
         Some(Strip::Cookie(rest)) => {
             // HTTP/2 clients send one `cookie` header per cookie, and a set replaces only the
             // first: remove them all, then add back what remains.
             remove_header("cookie")?;
             match rest {
-                Some(c) => hostcalls::add_map_value(MapType::HttpRequestHeaders, "cookie", c)
-                    .map_err(|s| format!("add cookie: {s:?}")),
+                Some(c) => headers::add("cookie", c),
                 None => Ok(()),
             }
         }
@@ -474,12 +478,7 @@ fn allow(a: &Allow) -> Result<(), String> {
 }
 
 fn remove_header(name: &str) -> Result<(), String> {
-    set_header(name, None)
-}
-
-fn set_header(name: &str, value: Option<&str>) -> Result<(), String> {
-    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value)
-        .map_err(|s| format!("set {name}: {s:?}"))
+    headers::set(name, None)
 }
 
 /// Answers the request: the deny's status, `WWW-Authenticate` for token problems, a small
