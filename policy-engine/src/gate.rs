@@ -230,6 +230,18 @@ impl Gate {
             .map(|c| c.header.to_ascii_lowercase())
     }
 
+    /// How to rewrite a request that goes upstream without a verified identity (a denial in
+    /// report mode, a bypassed CORS preflight): every claim header removed, so none can be
+    /// forged, and the token, if one is found, stripped as an allowed request's would be
+    /// (unless `forward_token`).
+    pub fn unverified_rewrite(&self, req: &Request<'_>) -> (Vec<String>, Option<Strip>) {
+        let strip = match (self.forward_token, self.locate(req)) {
+            (false, Ok(located)) => self.strip(req, &located),
+            _ => None,
+        };
+        (self.claim_header_names().collect(), strip)
+    }
+
     /// How many verified tokens a front end may remember (0: none).
     pub fn token_cache_size(&self) -> usize {
         self.token_cache_size

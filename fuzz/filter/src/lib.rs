@@ -600,9 +600,16 @@ impl Harness {
         };
         let gate = &self.gate;
         if gate.is_bypassed_preflight(&req) {
-            return match stream.is_allowed() {
-                true => Ok(()),
-                false => Err("a CORS preflight the configuration lets through was refused".into()),
+            if !stream.is_allowed() {
+                return Err("a CORS preflight the configuration lets through was refused".into());
+            }
+            // Unauthenticated: no identity header may go with it.
+            return match CLAIM_HEADERS
+                .iter()
+                .find(|(h, _)| stream.request_headers.iter().any(|(k, _)| k == h))
+            {
+                Some((h, _)) => Err(format!("{h} went upstream with a CORS preflight")),
+                None => Ok(()),
             };
         }
         let expected = gate.check(&req, &|id, _| gate.static_keys(id), NOW);

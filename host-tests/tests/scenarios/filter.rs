@@ -414,6 +414,11 @@ fn report_mode_logs_the_denial_and_lets_the_request_through_without_forged_ident
     let stream = host.stream(s);
     assert!(stream.is_allowed(), "report mode must not block");
     assert_eq!(stream.header("x-ci-repository"), None);
+    assert_eq!(
+        stream.header("authorization"),
+        None,
+        "the token went upstream"
+    );
     let log = decisions(&host, vm);
     assert_eq!(log[0]["decision"], "deny (report only)");
     assert_eq!(log[0]["code"], "policy_denied");
@@ -435,9 +440,15 @@ fn cors_preflight_bypasses_only_when_configured() {
     );
 
     let (mut host, vm) = start(&static_config(json!({"allow_cors_preflight": true})));
-    let s = request(&mut host, vm, "OPTIONS", "/deploy", &preflight);
+    let forged = [&preflight[..], &[("x-ci-repository", "octo-org/deploy")]].concat();
+    let s = request(&mut host, vm, "OPTIONS", "/deploy", &forged);
     assert!(host.stream(s).is_allowed());
     assert_eq!(decisions(&host, vm)[0]["decision"], "bypass");
+    assert_eq!(
+        host.stream(s).header("x-ci-repository"),
+        None,
+        "a forged identity went upstream with the preflight"
+    );
     let s = request(&mut host, vm, "OPTIONS", "/deploy", &preflight[..1]);
     assert!(
         !host.stream(s).is_allowed(),

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use policy_engine::jws::{fingerprint_of, token_hash, UntrustedToken};
 use policy_engine::{
-    Allow, Decision, Deny, DenyCode, Gate, IssuerId, KeySet, Located, Mode, Request, Strip,
+    Decision, Deny, DenyCode, Gate, IssuerId, KeySet, Located, Mode, Request, Strip,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -415,14 +415,16 @@ fn unknown_kid(token: &UntrustedToken<'_>, keys: &KeySet) -> bool {
 fn respond(vm: &VmState, p: &Pending, mut outcome: Outcome, resumed: bool) -> Action {
     let gate = &p.plugin.gate;
     let report = gate.mode() == Mode::Report;
+    let unverified = || {
+        let (remove, strip) = gate.unverified_rewrite(&p.snapshot.request());
+        rewrite(&remove, &[], &strip)
+    };
     let applied = match &outcome.decision {
-        None => Ok(()),
-        Some(Decision::Allow(a)) => allow(a),
-        // The request goes on unauthenticated: make sure it carries no identity headers a
-        // client could have forged.
-        Some(Decision::Deny(_)) if report => gate
-            .claim_header_names()
-            .try_for_each(|h| remove_header(&h)),
+        Some(Decision::Allow(a)) => rewrite(&a.remove_headers, &a.headers, &a.strip_token),
+        // The request goes on unauthenticated (a CORS preflight, a denial in report mode): no
+        // identity header a client could have forged, and no token, goes with it.
+        None => unverified(),
+        Some(Decision::Deny(_)) if report => unverified(),
         Some(Decision::Deny(_)) => Ok(()),
     };
     // Failing to remove the token or a forged header must not let the request through, in
@@ -453,15 +455,20 @@ fn respond(vm: &VmState, p: &Pending, mut outcome: Outcome, resumed: bool) -> Ac
     Action::Continue
 }
 
-/// Rewrites the request for the upstream: identity headers replaced, the token removed.
-fn allow(a: &Allow) -> Result<(), String> {
-    for h in &a.remove_headers {
+/// Rewrites the request for the upstream: identity headers removed then set, the token
+/// removed.
+fn rewrite(
+    remove: &[String],
+    set: &[(String, String)],
+    strip: &Option<Strip>,
+) -> Result<(), String> {
+    for h in remove {
         remove_header(h)?;
     }
-    for (h, v) in &a.headers {
+    for (h, v) in set {
         headers::add(h, v)?;
     }
-    match &a.strip_token {
+    match strip {
         None => Ok(()),
         Some(Strip::Header(h)) => remove_header(h),
         Some(Strip::Path(path)) => headers::set(":path", Some(path)),
