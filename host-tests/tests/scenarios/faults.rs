@@ -71,3 +71,29 @@ fn a_refused_header_edit_fails_the_request_closed_and_the_vm_keeps_serving() {
         assert_no_trap(&host, &[vm]);
     }
 }
+
+/// A host clock at the epoch (unreadable, or never set) would put every `exp` in the future:
+/// an expired token without `iat` or `nbf` would pass. Requests are refused instead (500) until
+/// the clock reads a plausible time.
+#[test]
+fn a_clock_at_the_epoch_refuses_requests_instead_of_accepting_expired_tokens() {
+    let config = json!({"issuers": [{
+        "name": "plain", "issuer": "https://issuer.example", "audiences": ["api"],
+        "jwks": gateward_devkit::jwks(&[("a", &fixtures::rsa_a())]),
+    }]});
+    let (mut host, vm) = start(&config);
+    let expired = gateward_devkit::mint(
+        &fixtures::rsa_a(),
+        Some("a"),
+        &json!({"iss": "https://issuer.example", "aud": "api", "sub": "x", "exp": NOW - 100}),
+    )
+    .unwrap();
+    let s = deploy(&mut host, vm, &expired);
+    assert_eq!(code(&host, s), "expired");
+
+    host.set_now_ms(0);
+    let s = deploy(&mut host, vm, &expired);
+    assert_eq!(code(&host, s), "internal_error");
+    assert_eq!(host.stream(s).local_reply.as_ref().unwrap().status, 500);
+    assert_no_trap(&host, &[vm]);
+}

@@ -215,6 +215,9 @@ fn query_and_cookie_tokens_are_removed_before_the_upstream() {
     );
     assert!(host.stream(s).is_allowed());
     assert_eq!(host.stream(s).header(":path"), Some("/deploy?env=prod&x=1"));
+    // The decision log has the path without its query (and so without the token).
+    assert_eq!(decisions(&host, vm)[0]["path"], "/deploy");
+    assert!(host.logs(vm).iter().all(|l| !l.message.contains(&t)));
 
     let cookie = format!("session=abc; ci_token={t}; theme=dark");
     let s = request(&mut host, vm, "POST", "/deploy", &[("cookie", &cookie)]);

@@ -250,6 +250,12 @@ fn evaluate(vm: &mut VmState, p: &Pending, now_ms: u64, cx: &dyn Context) -> Ste
     let gate = &p.plugin.gate;
     let req = p.snapshot.request();
     let now = i64::try_from(now_ms / 1_000).unwrap_or(i64::MAX);
+    if now_ms < vm::CLOCK_FLOOR_MS {
+        return Outcome::deny(
+            Deny::new(DenyCode::InternalError, "the host clock is unavailable"),
+            None,
+        );
+    }
     if gate.is_bypassed_preflight(&req) {
         return Step::Done(Outcome {
             decision: None,

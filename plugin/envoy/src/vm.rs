@@ -64,21 +64,38 @@ pub fn current_context() -> u32 {
     CURRENT.with(Cell::get)
 }
 
-/// The host clock in milliseconds since the Unix epoch (0 if the host cannot tell, which makes
-/// every token look issued in the future: fail closed).
+// Read through the ABI: the SDK's `get_current_time` panics (traps the VM) on any status but Ok.
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
+}
+
+/// Requests are refused while the host clock reads earlier than this (2020-01-01): a clock at
+/// or near the epoch would put every `exp` in the future.
+pub const CLOCK_FLOOR_MS: u64 = 1_577_836_800_000;
+
+/// The host clock in nanoseconds since the Unix epoch; 0 if the host cannot tell.
+fn now_ns() -> u64 {
+    let mut ns = 0u64;
+    // SAFETY: the host writes one u64 into the local.
+    #[allow(unsafe_code)]
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut ns) };
+    if status == 0 {
+        ns
+    } else {
+        0
+    }
+}
+
+/// The host clock in milliseconds since the Unix epoch (0 if the host cannot tell, which
+/// [`CLOCK_FLOOR_MS`] refuses).
 pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    now_ns() / 1_000_000
 }
 
 /// The host clock in microseconds, for latencies.
 pub fn now_us() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    now_ns() / 1_000
 }
 
 /// A lease id unique among the VMs sharing data: a shared sequence number (unique once the
