@@ -32,6 +32,22 @@ test_clean_paths if {
 	not common.clean_path("/deploy%5cadmin")
 	not common.clean_path("/deploy\\admin")
 	not common.clean_path(7)
+	not common.clean_path("/deploy/%2E")
+	not common.clean_path("/deploy%00")
+	not common.clean_path("/a/./")
+	common.clean_path("/a/.well-known/x")
+	common.clean_path("/a/...")
+}
+
+test_digits if {
+	common.digits("0")
+	common.digits("9919")
+	not common.digits("")
+	not common.digits("12a")
+	not common.digits(" 12")
+	not common.digits("-1")
+	not common.digits("١٢")
+	not common.digits(12)
 }
 
 test_path_under_whole_segments if {
