@@ -886,15 +886,16 @@ fn validate_issuers(
         }
         if let Some(p) = preset {
             if (p.shared_issuer)(&iss) {
-                let pinned = p.org_pin_claims.iter().any(|c| {
-                    ic.require.iter().any(|r| r == c) || policy.iter().any(|m| m.text.contains(c))
-                });
-                if !pinned {
+                // The policy's code: a claim named only in a comment pins nothing.
+                let code: Vec<String> = policy
+                    .iter()
+                    .map(|m| crate::policy::without_comments(&m.text))
+                    .collect();
+                let mentions = |c: &str| code.iter().any(|t| t.contains(c));
+                if let Some(advice) = p.org_pin_advice(&mentions) {
                     warnings.push(format!(
-                        "issuers[{i}] ({}): {iss} issues tokens to every {} organisation; pin yours in the policy or `require` (one of: {})",
-                        ic.name,
-                        p.display_name,
-                        p.org_pin_claims.join(", ")
+                        "issuers[{i}] ({}): {iss} issues tokens to every {} organisation; {advice} in the policy",
+                        ic.name, p.display_name
                     ));
                 }
             }

@@ -417,6 +417,32 @@ impl InputUse {
     }
 }
 
+/// Rego text without its `#` comments (strings, which may hold a `#`, kept as written).
+pub fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => while chars.next_if(|&c| c != '\n').is_some() {},
+            '"' | '`' => {
+                out.push(c);
+                while let Some(d) = chars.next() {
+                    out.push(d);
+                    if d == '\\' && c == '"' {
+                        if let Some(e) = chars.next() {
+                            out.push(e);
+                        }
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Scans Rego text for the references [`InputUse`] describes.
 fn scan(text: &str) -> InputUse {
     let mut used = InputUse::default();

@@ -16,6 +16,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use serde_json::{Map, Value};
 
@@ -48,8 +49,9 @@ pub struct Preset {
     /// has its own `iss` (`https://vstoken.dev.azure.com/<org-uuid>`), which the core matches exactly,
     /// so the configured issuer itself pins the tenant (ref §6).
     pub shared_issuer: fn(&str) -> bool,
-    /// Claims that pin an organisation/tenant (e.g. repository_owner_id, repository_owner, namespace_id, ...).
-    /// Config validation warns when a shared-issuer preset's policy text and `require` name none of them.
+    /// Claims that pin an organisation/tenant (e.g. repository_owner_id, repository_owner, namespace_id, ...):
+    /// ids (ending in `_id` or `-id`) and names. Config validation warns when a shared-issuer
+    /// preset's policy pins no id ([`Preset::org_pin_advice`]).
     pub org_pin_claims: &'static [&'static str],
     /// The provider's maximum documented token lifetime (exp - iat), used as the default max_lifetime_seconds
     /// when the config gives none; None when the provider documents none or it is unbounded (gitlab: job timeout).
@@ -98,6 +100,30 @@ pub fn lookup(name: &str) -> Option<&'static Preset> {
 /// The preset names, for error messages ("unknown preset `x`; expected one of: ...").
 pub fn names() -> impl Iterator<Item = &'static str> {
     PRESETS.iter().map(|p| p.name)
+}
+
+impl Preset {
+    /// For a shared issuer: None when `mentions` (which claims a policy pins) includes one of
+    /// the tenant's **id** claims, else the warning's advice. Names alone do not count: an
+    /// organisation can be renamed and its old name registered by someone else. Presence checks
+    /// (`require`) do not count either: every token carries the claim.
+    pub fn org_pin_advice(&self, mentions: &dyn Fn(&str) -> bool) -> Option<String> {
+        let is_id = |c: &&str| c.ends_with("_id") || c.ends_with("-id");
+        let ids: Vec<&str> = self.org_pin_claims.iter().copied().filter(is_id).collect();
+        if ids.iter().any(|c| mentions(c)) {
+            return None;
+        }
+        let by_name = self.org_pin_claims.iter().any(|c| !is_id(c) && mentions(c));
+        Some(format!(
+            "{}pin your organisation by an id claim (one of: {})",
+            if by_name {
+                "it is pinned by name only, and names can be re-registered: "
+            } else {
+                ""
+            },
+            ids.join(", ")
+        ))
+    }
 }
 
 /// The provider preset (never `generic`) whose shared, platform-wide issuer this is, if any:

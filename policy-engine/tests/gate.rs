@@ -450,19 +450,37 @@ fn shared_issuer_without_an_org_pin_warns() {
         .warnings()
         .iter()
         .all(|w| !w.contains("issues tokens to every")));
-    // Pinning through `require` also counts.
+    // `require` checks presence only (every GitHub token has the claim): it pins nothing.
     let g = gate(json!({
         "issuers": [{"name": "github", "preset": "github-actions", "audiences": [AUD], "require": ["repository_owner_id"],
                      "jwks": jwks(&[("a", &fixtures::rsa_a())])}],
         "policy": {"modules": [{"rego": unpinned}]},
     }));
-    assert!(
+    let pin_warnings = |g: &Gate| -> Vec<String> {
         g.warnings()
             .iter()
-            .all(|w| !w.contains("issues tokens to every")),
-        "{:?}",
-        g.warnings()
+            .filter(|w| w.contains("issues tokens to every"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(pin_warnings(&g).len(), 1, "{:?}", g.warnings());
+    // A claim named in a comment pins nothing; a name alone is called out as such.
+    let commented = format!("{unpinned}# TODO: check repository_owner_id\n");
+    let g = gate(json!({"policy": {"modules": [{"rego": commented}]}}));
+    assert_eq!(pin_warnings(&g).len(), 1, "{:?}", g.warnings());
+    let by_name = "package gateward\nimport rego.v1\ndecision if input.token.claims.repository_owner == \"octo-org\"\n";
+    let g = gate(json!({"policy": {"modules": [{"rego": by_name}]}}));
+    let w = pin_warnings(&g);
+    assert!(
+        w.len() == 1
+            && w[0].contains("pinned by name only")
+            && w[0].contains("repository_owner_id"),
+        "{w:?}"
     );
+    // An id in code, bracket syntax included, pins.
+    let by_id = "package gateward\nimport rego.v1\ndecision if input.token.claims[\"repository_owner_id\"] == \"9919\"\n";
+    let g = gate(json!({"policy": {"modules": [{"rego": by_id}]}}));
+    assert!(pin_warnings(&g).is_empty(), "{:?}", g.warnings());
 }
 
 #[test]

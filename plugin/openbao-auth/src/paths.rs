@@ -301,9 +301,10 @@ async fn role_warnings<S: Storage>(
     }
     // The core's organisation-pinning warning, with the role's rules in place of a config
     // policy: a shared issuer (github.com, gitlab.com, …) proves only the platform.
+    let code = |rego: &str| policy_engine::policy::without_comments(rego);
     let mentions = |claim: &str| {
-        entry.policy.contains(claim)
-            || entry.modules.values().any(|m| m.contains(claim))
+        code(&entry.policy).contains(claim)
+            || entry.modules.values().any(|m| code(m).contains(claim))
             || entry
                 .bound_claims
                 .keys()
@@ -317,19 +318,12 @@ async fn role_warnings<S: Storage>(
         if !(p.shared_issuer)(issuer.iss()) {
             continue;
         }
-        let pinned = p.org_pin_claims.iter().any(|c| {
-            // The operator's own `require` (the preset's required claims are merged in).
-            let required =
-                issuer.rules.require.iter().any(|r| r == c) && !p.required_claims.contains(c);
-            required || mentions(c)
-        });
-        if !pinned {
+        if let Some(advice) = p.org_pin_advice(&mentions) {
             out.push(format!(
-                "issuer {} ({}) issues tokens to every {} organisation; pin yours in the role's policy or bound_claims (one of: {})",
+                "issuer {} ({}) issues tokens to every {} organisation; {advice} in the role's policy or bound_claims",
                 issuer.name,
                 issuer.iss(),
                 p.display_name,
-                p.org_pin_claims.join(", ")
             ));
         }
     }
