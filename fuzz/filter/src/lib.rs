@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use gateward_devkit::{claims, fixtures, jwks, mint, public_pem, sign_hmac, SigningKey};
-use gateward_host_tests::{Host, Module, Stream, VmId, START_MS};
+use gateward_host_tests::{Host, LocalReply, Module, Stream, VmId, START_MS};
 use policy_engine::request::percent_decode;
 use policy_engine::{Decision, Gate, Request};
 use serde_json::{json, Value};
@@ -507,6 +507,8 @@ pub struct Harness {
     gate: Gate,
     /// Requests the current VM has served, for a finding's replay.
     served: Vec<Case>,
+    /// The configuration's text (each fresh VM gets it).
+    config: String,
     /// The signatures of the pool's tokens (what must never be logged).
     secrets: Vec<String>,
 }
@@ -514,9 +516,9 @@ pub struct Harness {
 impl Harness {
     /// A fresh VM and the core, on [`config`].
     pub fn new(pool: &[String]) -> Harness {
-        let text = config().to_string();
-        let gate = Gate::from_json(&text).unwrap_or_else(|e| panic!("fuzz configuration: {e}"));
-        let (host, vm) = start_vm(&text);
+        let config = config().to_string();
+        let gate = Gate::from_json(&config).unwrap_or_else(|e| panic!("fuzz configuration: {e}"));
+        let (host, vm) = start_vm(&config);
         let secrets = pool
             .iter()
             .filter_map(|t| t.rsplit('.').next())
@@ -528,6 +530,7 @@ impl Harness {
             vm,
             gate,
             served: Vec::new(),
+            config,
             secrets,
         }
     }
@@ -536,7 +539,7 @@ impl Harness {
     /// what failed.
     pub fn check(&mut self, case: &Case) -> Result<String, String> {
         if self.served.len() >= REQUESTS_PER_VM {
-            let (host, vm) = start_vm(&config().to_string());
+            let (host, vm) = start_vm(&self.config);
             (self.host, self.vm) = (host, vm);
             self.served.clear();
         }
@@ -576,10 +579,7 @@ impl Harness {
         }
         Ok(match &stream.local_reply {
             None => "allow".into(),
-            Some(r) => serde_json::from_slice::<Value>(&r.body)
-                .ok()
-                .and_then(|b| b["code"].as_str().map(str::to_string))
-                .unwrap_or_else(|| format!("status {}", r.status)),
+            Some(r) => reply_code(r).unwrap_or_else(|| format!("status {}", r.status)),
         })
     }
 
@@ -620,10 +620,7 @@ impl Harness {
                 d.message
             )),
             (Decision::Deny(d), Some(reply)) => {
-                let code = serde_json::from_slice::<Value>(&reply.body)
-                    .ok()
-                    .and_then(|b| b["code"].as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let code = reply_code(reply).unwrap_or_default();
                 // A reply to HEAD has no body, so only its status tells.
                 let head = req.method == "HEAD" && reply.body.is_empty();
                 if reply.status == u32::from(d.status) && (head || code == d.code.as_str()) {
@@ -724,6 +721,13 @@ fn forwarded(
         }
     }
     Ok(())
+}
+
+/// The deny code in a local reply's JSON body (none for a reply without a body, as to HEAD).
+fn reply_code(reply: &LocalReply) -> Option<String> {
+    serde_json::from_slice::<Value>(&reply.body)
+        .ok()
+        .and_then(|b| b["code"].as_str().map(str::to_string))
 }
 
 fn start_vm(config: &str) -> (Host, VmId) {

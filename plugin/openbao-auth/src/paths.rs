@@ -301,10 +301,13 @@ async fn role_warnings<S: Storage>(
     }
     // The core's organisation-pinning warning, with the role's rules in place of a config
     // policy: a shared issuer (github.com, gitlab.com, …) proves only the platform.
-    let code = |rego: &str| policy_engine::policy::without_comments(rego);
+    // The rules' code: a claim named only in a comment pins nothing.
+    let code: Vec<String> = std::iter::once(&entry.policy)
+        .chain(entry.modules.values())
+        .map(|rego| policy_engine::policy::without_comments(rego))
+        .collect();
     let mentions = |claim: &str| {
-        code(&entry.policy).contains(claim)
-            || entry.modules.values().any(|m| code(m).contains(claim))
+        code.iter().any(|c| c.contains(claim))
             || entry
                 .bound_claims
                 .keys()
