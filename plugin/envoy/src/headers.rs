@@ -122,7 +122,13 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
     let mut at = count.checked_mul(8)?.checked_add(4)?;
     let mut text = |len: usize| -> Option<String> {
         let end = at.checked_add(len)?;
-        let s = String::from_utf8_lossy(bytes.get(at..end)?).into_owned();
+        let raw = bytes.get(at..end)?;
+        // `from_utf8` checks ASCII a word at a time; the lossy conversion walks byte by byte,
+        // so it runs only for the rare value that is not UTF-8.
+        let s = match core::str::from_utf8(raw) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        };
         if *bytes.get(end)? != 0 {
             return None;
         }

@@ -524,42 +524,40 @@ fn internal_error(why: &str) -> Action {
     local_reply("gateward", &d)
 }
 
-/// One structured line per decision. Never the token: its fingerprint stands in.
+/// One structured line per decision. Never the token: its fingerprint stands in. Written field
+/// by field rather than through a JSON map: it is built on every request.
 fn log_decision(p: &Pending, outcome: &Outcome, report: bool) {
     let req = p.snapshot.request();
     let latency_us = vm::now_us().saturating_sub(p.started_us);
-    let mut line = serde_json::json!({
-        "method": req.method,
-        "path": req.path_only(),
-        "latency_us": latency_us,
-    });
-    let fields = match &outcome.decision {
-        None => serde_json::json!({ "decision": "bypass", "reason": "CORS preflight" }),
-        Some(Decision::Allow(a)) => serde_json::json!({
-            "decision": "allow",
-            "issuer": a.issuer,
-            "sub": a.subject,
-            "jti": a.jti,
-            "reason": a.reason,
-        }),
-        Some(Decision::Deny(d)) => serde_json::json!({
-            "decision": if report { "deny (report only)" } else { "deny" },
-            "status": d.status,
-            "code": d.code.as_str(),
-            "issuer": d.issuer,
-            "sub": d.subject,
-            "reason": d.message,
-        }),
-    };
-    if let (Some(obj), serde_json::Value::Object(extra)) = (line.as_object_mut(), fields) {
-        obj.extend(extra);
-        if let Some(fp) = &outcome.fingerprint {
-            obj.insert("token".into(), fp.clone().into());
+    let mut line = log::JsonLine::new("decision ");
+    match &outcome.decision {
+        None => {
+            line.str("decision", "bypass");
+            line.str("reason", "CORS preflight");
         }
-        if let Some(c) = outcome.cache {
-            obj.insert("cache".into(), c.into());
+        Some(Decision::Allow(a)) => {
+            line.str("decision", "allow");
+            line.str("issuer", &a.issuer);
+            line.opt_str("sub", a.subject.as_deref());
+            line.opt_str("jti", a.jti.as_deref());
+            line.opt_str("reason", a.reason.as_deref());
         }
-        obj.retain(|_, v| !v.is_null());
+        Some(Decision::Deny(d)) => {
+            line.str(
+                "decision",
+                if report { "deny (report only)" } else { "deny" },
+            );
+            line.num("status", u64::from(d.status));
+            line.str("code", d.code.as_str());
+            line.opt_str("issuer", d.issuer.as_deref());
+            line.opt_str("sub", d.subject.as_deref());
+            line.str("reason", &d.message);
+        }
     }
-    log::info(&format!("decision {line}"));
+    line.str("method", req.method);
+    line.str("path", req.path_only());
+    line.opt_str("token", outcome.fingerprint.as_deref());
+    line.opt_str("cache", outcome.cache);
+    line.num("latency_us", latency_us);
+    log::info(&line.finish());
 }
