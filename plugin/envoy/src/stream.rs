@@ -530,6 +530,9 @@ fn log_decision(p: &Pending, outcome: &Outcome, report: bool) {
     let req = p.snapshot.request();
     let latency_us = vm::now_us().saturating_sub(p.started_us);
     let mut line = log::JsonLine::new("decision ");
+    line.str("method", req.method);
+    line.str("path", req.path_only());
+    line.num("latency_us", latency_us);
     match &outcome.decision {
         None => {
             line.str("decision", "bypass");
@@ -554,10 +557,7 @@ fn log_decision(p: &Pending, outcome: &Outcome, report: bool) {
             line.str("reason", &d.message);
         }
     }
-    line.str("method", req.method);
-    line.str("path", req.path_only());
     line.opt_str("token", outcome.fingerprint.as_deref());
     line.opt_str("cache", outcome.cache);
-    line.num("latency_us", latency_us);
     log::info(&line.finish());
 }
