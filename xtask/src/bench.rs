@@ -117,6 +117,8 @@ struct ProxySpec {
     log_level: &'static str,
     /// Whether it authenticates (invalid tokens must be refused).
     auth: bool,
+    /// Whether it authorizes too (a token the policy or RBAC refuses must get a 403).
+    policy: bool,
 }
 
 const PROXIES: &[ProxySpec] = &[
@@ -125,42 +127,56 @@ const PROXIES: &[ProxySpec] = &[
         label: "no auth",
         log_level: "info",
         auth: false,
+        policy: false,
     },
     ProxySpec {
         name: "jwt-authn-cache",
         label: "jwt_authn (jwt_cache_config) + RBAC",
         log_level: "info",
         auth: true,
+        policy: true,
     },
     ProxySpec {
         name: "jwt-authn-nocache",
         label: "jwt_authn (no cache) + RBAC",
         log_level: "info",
         auth: true,
+        policy: true,
     },
     ProxySpec {
         name: "gateward",
         label: "Gateward, policy library",
         log_level: "info",
         auth: true,
+        policy: true,
     },
     ProxySpec {
         name: "gateward-compact",
         label: "Gateward, compact policy",
         log_level: "info",
         auth: true,
+        policy: true,
     },
     ProxySpec {
         name: "gateward-quiet",
         label: "Gateward, policy library, Envoy --log-level warn",
         log_level: "warn",
         auth: true,
+        policy: true,
     },
     ProxySpec {
         name: "gateward-compiled",
         label: "Gateward, policy library, `policy.evaluator: compiled` (RVM)",
         log_level: "info",
         auth: true,
+        policy: true,
+    },
+    ProxySpec {
+        name: "gateward-nopolicy",
+        label: "Gateward, no policy (signature and claim checks only)",
+        log_level: "info",
+        auth: true,
+        policy: false,
     },
 ];
 
@@ -233,6 +249,16 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         key: "gateward-compiled-cold",
         proxy: 6,
+        tokens: Tokens::Cold,
+    },
+    Scenario {
+        key: "gateward-nopolicy-hot",
+        proxy: 7,
+        tokens: Tokens::Hot,
+    },
+    Scenario {
+        key: "gateward-nopolicy-cold",
+        proxy: 7,
         tokens: Tokens::Cold,
     },
 ];
@@ -992,7 +1018,12 @@ fn check_answers(
             cases.push((
                 what,
                 token.as_deref(),
-                if spec.auth { *status } else { 200 },
+                // 403 is the policy's (or RBAC's) refusal; 401s are the token's.
+                match (spec.auth, spec.policy) {
+                    (true, true) => *status,
+                    (true, false) if *status != 403 => *status,
+                    _ => 200,
+                },
             ));
         }
         let mut seen = vec![];
@@ -1074,6 +1105,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         serde_json::from_str(&gateward_json).map_err(|e| e.to_string())?;
     compiled["policy"]["evaluator"] = "compiled".into();
     let compiled_yaml = devenvoy::yaml_string(&compiled.to_string());
+    let mut nopolicy = compiled;
+    if let Some(obj) = nopolicy.as_object_mut() {
+        obj.remove("policy");
+    }
+    let nopolicy_yaml = devenvoy::yaml_string(&nopolicy.to_string());
     let jwks_yaml = devenvoy::yaml_string(&jwks_json);
 
     let start_proxy = |i: usize, dir: &Path| -> Result<Proxy, String> {
@@ -1101,6 +1137,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "gateward-compiled" => (
                 "gateward.yaml",
                 vec![("WASM", &wasm_yaml), ("GATEWARD_CONFIG", &compiled_yaml)],
+            ),
+            "gateward-nopolicy" => (
+                "gateward.yaml",
+                vec![("WASM", &wasm_yaml), ("GATEWARD_CONFIG", &nopolicy_yaml)],
             ),
             _ => (
                 "gateward.yaml",
