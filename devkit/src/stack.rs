@@ -276,10 +276,14 @@ fn render(
     envoy::render(template, &all)
 }
 
-/// `gateward` (JSON) with `rego` as its only policy module.
+/// `gateward` (JSON) with `rego` as its only policy module (and without the demo policy's
+/// `headers` list, which names what that policy sets).
 fn with_policy(gateward: &str, rego: &str) -> Result<String, EnvoyError> {
     let mut config: Value = serde_json::from_str(gateward)
         .map_err(|e| EnvoyError::Config(format!("the Gateward configuration: {e}")))?;
+    if let Some(policy) = config.get_mut("policy").and_then(Value::as_object_mut) {
+        policy.remove("headers");
+    }
     let modules = config
         .get_mut("policy")
         .and_then(|p| p.get_mut("modules"))

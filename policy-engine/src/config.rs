@@ -212,10 +212,17 @@ pub struct PolicyConfig {
     /// `policy_error`.
     #[serde(default = "default_max_evaluation_ms")]
     pub max_evaluation_ms: u64,
-    /// Which regorus evaluator runs the policy: `compiled` (the default; the interpreter when
-    /// the build or the policy cannot be compiled) or `interpreter`.
+    /// Which regorus evaluator runs the policy: `interpreter` (the default) or `compiled` (the
+    /// interpreter still, where the build or the policy cannot be compiled).
     #[serde(default)]
     pub evaluator: crate::policy::Evaluator,
+    /// The request headers the policy's results may set. When given, all of them are removed
+    /// from every request that goes upstream before a decision's own are set (an allow that sets
+    /// fewer of them, a denial in report mode, a bypassed preflight), so a client's copy never
+    /// reaches the upstream; a result that sets a header not listed is a policy error. Without
+    /// it, a header is removed only by the decisions that set it.
+    #[serde(default)]
+    pub headers: Option<Vec<String>>,
 }
 
 fn default_max_evaluation_ms() -> u64 {

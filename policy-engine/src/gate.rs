@@ -114,6 +114,8 @@ pub struct Gate {
     max_token_bytes: usize,
     policy: Option<Policy>,
     claims_to_headers: Vec<ClaimHeader>,
+    /// `policy.headers`, lower-case: the headers policy results may set (None: any).
+    policy_headers: Option<Vec<String>>,
     separator: String,
     forward_token: bool,
     mode: Mode,
@@ -179,6 +181,11 @@ impl Gate {
             max_token_bytes: config.max_token_bytes,
             policy,
             claims_to_headers: config.claims_to_headers.clone(),
+            policy_headers: config
+                .policy
+                .as_ref()
+                .and_then(|p| p.headers.as_ref())
+                .map(|hs| hs.iter().map(|h| h.to_ascii_lowercase()).collect()),
             separator: config.claims_header_separator.clone(),
             forward_token: config.forward_token,
             mode: config.mode,
@@ -230,16 +237,28 @@ impl Gate {
             .map(|c| c.header.to_ascii_lowercase())
     }
 
+    /// Every header this gate may set upstream and so removes from what the client sent: the
+    /// claim headers, and the policy's declared headers (`policy.headers`), lower-case, once.
+    fn identity_header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.claim_header_names().collect();
+        for h in self.policy_headers.iter().flatten() {
+            if !names.contains(h) {
+                names.push(h.clone());
+            }
+        }
+        names
+    }
+
     /// How to rewrite a request that goes upstream without a verified identity (a denial in
-    /// report mode, a bypassed CORS preflight): every claim header removed, so none can be
-    /// forged, and the token, if one is found, stripped as an allowed request's would be
-    /// (unless `forward_token`).
+    /// report mode, a bypassed CORS preflight): every claim header and every header declared in
+    /// `policy.headers` removed, so none can be forged, and the token, if one is found, stripped
+    /// as an allowed request's would be (unless `forward_token`).
     pub fn unverified_rewrite(&self, req: &Request<'_>) -> (Vec<String>, Option<Strip>) {
         let strip = match (self.forward_token, self.locate(req)) {
             (false, Ok(located)) => self.strip(req, &located),
             _ => None,
         };
-        (self.claim_header_names().collect(), strip)
+        (self.identity_header_names(), strip)
     }
 
     /// How many verified tokens a front end may remember (0: none).
@@ -487,13 +506,20 @@ impl Gate {
             d.response_headers = verdict.response_headers;
             return Decision::Deny(d);
         }
+        if let Some(declared) = &self.policy_headers {
+            if let Some((k, _)) = verdict.headers.iter().find(|(k, _)| !declared.contains(k)) {
+                let mut d = Deny::new(
+                    DenyCode::PolicyError,
+                    format!("policy result sets header {k:?}, which policy.headers does not list"),
+                );
+                d.issuer = Some(issuer_name);
+                d.subject = subject;
+                return Decision::Deny(d);
+            }
+        }
         let mut headers = self.claim_headers(&verified.claims);
         headers.extend(verdict.headers);
-        let mut remove_headers: Vec<String> = self
-            .claims_to_headers
-            .iter()
-            .map(|c| c.header.to_ascii_lowercase())
-            .collect();
+        let mut remove_headers = self.identity_header_names();
         for (k, _) in &headers {
             if !remove_headers.contains(k) {
                 remove_headers.push(k.clone());
@@ -1103,6 +1129,21 @@ fn validate_requests(config: &Config, errors: &mut ConfigErrors) {
                 "policy.max_evaluation_ms",
                 format!("must be 1 to {} (milliseconds)", policy::MAX_EVALUATION_MS),
             );
+        }
+        let declared = p.headers.as_deref().unwrap_or_default();
+        for (i, h) in declared.iter().enumerate() {
+            let at = format!("policy.headers[{i}]");
+            if !headers::valid_name(h) {
+                errors.push(at, format!("{h:?} is not a valid header name"));
+            } else if config.token_sources.iter().any(|t| {
+                t.header
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(h))
+            }) {
+                errors.push(at, "is a token source header");
+            } else if declared.iter().take(i).any(|o| o.eq_ignore_ascii_case(h)) {
+                errors.push(at, "is listed twice");
+            }
         }
     }
     if config.token_sources.is_empty() {

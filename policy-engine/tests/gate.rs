@@ -801,3 +801,91 @@ fn trusting_a_committed_development_key_warns_outside_loopback() {
     let g = Gate::from_json(&c.to_string()).unwrap();
     assert!(g.warnings().iter().all(|w| !w.contains("development key")));
 }
+
+/// `policy.headers`: a policy with two allow rules, one setting `x-ci-ref`, one setting nothing.
+fn declared_headers_gate(headers: Value) -> Gate {
+    let policy = r#"
+package gateward
+import rego.v1
+
+default decision := false
+
+decision := {"allow": true, "headers": {"x-ci-ref": input.token.claims.ref}} if input.request.path == "/deploy"
+
+decision := {"allow": true} if input.request.path == "/status"
+
+decision := {"allow": true, "headers": {"x-other": "1"}} if input.request.path == "/other"
+"#;
+    gate(json!({"policy": {
+        "modules": [{"name": "p.rego", "rego": policy}],
+        "headers": headers,
+    }}))
+}
+
+#[test]
+fn declared_policy_headers_are_removed_by_every_decision_and_bound_what_results_set() {
+    let t = token_with(&fixtures::rsa_a(), "a", |_| {});
+    let auth = bearer(&t);
+    let allow = |g: &Gate, path: &str| match check(g, "POST", path, &[("authorization", &auth)]) {
+        Decision::Allow(a) => a,
+        d => panic!("{path}: {d:?}"),
+    };
+
+    // Undeclared (the default): an allow that sets no header removes only the claim headers.
+    let open = declared_headers_gate(Value::Null);
+    assert_eq!(allow(&open, "/status").remove_headers, ["x-ci-repository"]);
+    assert!(!open
+        .unverified_rewrite(&Request {
+            method: "OPTIONS",
+            path: "/status",
+            host: "api.internal",
+            headers: &[],
+        })
+        .0
+        .contains(&"x-ci-ref".to_string()));
+
+    // Declared: every allow removes every declared header (a client's `x-ci-ref` cannot ride
+    // along an allow that sets none), the allow that sets it still does, names are lower-cased.
+    let g = declared_headers_gate(json!(["X-CI-Ref"]));
+    let status = allow(&g, "/status");
+    assert_eq!(status.remove_headers, ["x-ci-repository", "x-ci-ref"]);
+    assert!(!status.headers.iter().any(|(k, _)| k == "x-ci-ref"));
+    let deploy = allow(&g, "/deploy");
+    assert!(deploy.remove_headers.contains(&"x-ci-ref".to_string()));
+    assert!(deploy
+        .headers
+        .contains(&("x-ci-ref".into(), "refs/heads/main".into())));
+    // What goes upstream unverified (report-mode denials, preflights) loses them too.
+    let (removed, _) = g.unverified_rewrite(&Request {
+        method: "OPTIONS",
+        path: "/deploy",
+        host: "api.internal",
+        headers: &[],
+    });
+    assert_eq!(removed, ["x-ci-repository", "x-ci-ref"]);
+
+    // A result setting a header the list lacks is a policy error, naming the header.
+    let d = check(&g, "POST", "/other", &[("authorization", &auth)]);
+    assert_eq!(deny_code(&d), DenyCode::PolicyError);
+    let Decision::Deny(d) = d else {
+        panic!("not a denial")
+    };
+    assert!(d.message.contains("\"x-other\""), "{}", d.message);
+}
+
+#[test]
+fn declared_policy_headers_are_validated() {
+    let c = config(json!({"policy": {
+        "modules": [{"name": "p.rego", "rego": POLICY}],
+        "headers": ["x-ci-ref", "bad header", "Authorization", "X-CI-REF"],
+    }}));
+    let text = Gate::from_json(&c.to_string()).unwrap_err().to_string();
+    for want in [
+        "policy.headers[1]: \"bad header\" is not a valid header name",
+        "policy.headers[2]: is a token source header",
+        "policy.headers[3]: is listed twice",
+    ] {
+        assert!(text.contains(want), "{want} not in {text}");
+    }
+    assert!(!text.contains("policy.headers[0]"), "{text}");
+}

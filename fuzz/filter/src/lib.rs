@@ -80,7 +80,9 @@ pub fn config() -> Value {
             {"header": "authorization"}, {"header": "x-ci-token", "prefix": ""},
             {"query": "access_token"}, {"cookie": "ci_token"},
         ],
-        "policy": {"modules": [{"name": "fuzz.rego", "rego": POLICY}]},
+        // `x-ci-ref` is declared, so the allow that does not set it (`/status`) removes a
+        // client's copy too.
+        "policy": {"modules": [{"name": "fuzz.rego", "rego": POLICY}], "headers": ["x-ci-ref"]},
         "claims_to_headers": CLAIM_HEADERS
             .iter()
             .map(|(h, c)| json!({"claim": c, "header": h}))
@@ -603,12 +605,14 @@ impl Harness {
             if !stream.is_allowed() {
                 return Err("a CORS preflight the configuration lets through was refused".into());
             }
-            // Unauthenticated: no identity header may go with it.
-            return match CLAIM_HEADERS
+            // Unauthenticated: no identity header (claim or declared policy header) may go
+            // with it.
+            let (identity, _) = gate.unverified_rewrite(&req);
+            return match identity
                 .iter()
-                .find(|(h, _)| stream.request_headers.iter().any(|(k, _)| k == h))
+                .find(|h| stream.request_headers.iter().any(|(k, _)| k == *h))
             {
-                Some((h, _)) => Err(format!("{h} went upstream with a CORS preflight")),
+                Some(h) => Err(format!("{h} went upstream with a CORS preflight")),
                 None => Ok(()),
             };
         }
@@ -643,18 +647,26 @@ impl Harness {
                 let located = gate
                     .locate(&req)
                     .map_err(|d| format!("allowed, but the core locates no token: {d:?}"))?;
-                forwarded(received, &stream.request_headers, located.token, &a.headers)
+                forwarded(
+                    received,
+                    &stream.request_headers,
+                    located.token,
+                    &a.headers,
+                    &a.remove_headers,
+                )
             }
         }
     }
 }
 
-/// What an allowed request carries to the upstream (`upstream`), given what Envoy received.
+/// What an allowed request carries to the upstream (`upstream`), given what Envoy received:
+/// `set` by the decision, every other header of `removed` gone.
 fn forwarded(
     received: &[(String, String)],
     upstream: &[(String, String)],
     token: &str,
     set: &[(String, String)],
+    removed: &[String],
 ) -> Result<(), String> {
     // The token: one copy fewer than the client sent (its source), wherever else it was.
     let copies = |headers: &[(String, String)]| -> usize {
@@ -702,6 +714,15 @@ fn forwarded(
             ));
         }
     }
+    // Declared policy headers the decision did not set: a client's copy never.
+    for name in removed {
+        let claim = CLAIM_HEADERS.iter().any(|(h, _)| h == name);
+        if !claim && !set.iter().any(|(h, _)| h == name) && !values(upstream, name).is_empty() {
+            return Err(format!(
+                "{name} reached the upstream though the decision removes it and sets none"
+            ));
+        }
+    }
     if let Some((k, v)) = upstream
         .iter()
         .find(|(_, v)| v.contains(['\r', '\n', '\0']))
@@ -715,7 +736,8 @@ fn forwarded(
     for (name, _) in received.iter().chain(upstream) {
         let ours = changed.contains(&name.as_str())
             || CLAIM_HEADERS.iter().any(|(h, _)| h == name)
-            || set.iter().any(|(h, _)| h == name);
+            || set.iter().any(|(h, _)| h == name)
+            || removed.contains(name);
         if !ours && values(received, name) != values(upstream, name) {
             return Err(format!("{name} was changed on its way to the upstream"));
         }

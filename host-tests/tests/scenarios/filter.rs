@@ -430,6 +430,34 @@ fn report_mode_logs_the_denial_and_lets_the_request_through_without_forged_ident
 }
 
 #[test]
+fn declared_policy_headers_never_reach_the_upstream_from_the_client() {
+    // A feature-branch token: denied by the policy, let through by report mode, with a client's
+    // `x-ci-ref`, the header the policy's allow sets.
+    let t = token_with(&fixtures::rsa_a(), "a", |c| {
+        c["ref"] = json!("refs/heads/feature")
+    });
+    let auth = format!("Bearer {t}");
+    let forged = [
+        ("authorization", auth.as_str()),
+        ("x-ci-ref", "refs/heads/main"),
+    ];
+    let upstream_ref = |declared: bool| {
+        let mut config = static_config(json!({"mode": "report"}));
+        if declared {
+            config["policy"]["headers"] = json!(["x-ci-ref"]);
+        }
+        let (mut host, vm) = start(&config);
+        let s = request(&mut host, vm, "POST", "/deploy", &forged);
+        assert!(host.stream(s).is_allowed(), "report mode must not block");
+        assert_eq!(decisions(&host, vm)[0]["code"], "policy_denied");
+        host.stream(s).header("x-ci-ref").map(str::to_string)
+    };
+    // Undeclared, only a decision that sets the header removes it (threat model §6.1).
+    assert_eq!(upstream_ref(false).as_deref(), Some("refs/heads/main"));
+    assert_eq!(upstream_ref(true), None);
+}
+
+#[test]
 fn cors_preflight_bypasses_only_when_configured() {
     let preflight = [
         ("origin", "https://ci.example"),
