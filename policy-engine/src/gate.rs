@@ -116,6 +116,9 @@ pub struct Gate {
     claims_to_headers: Vec<ClaimHeader>,
     /// `policy.headers`, lower-case: the headers policy results may set (None: any).
     policy_headers: Option<Vec<String>>,
+    /// The claim headers then the declared policy headers, lower-case, once each: what every
+    /// request that goes upstream loses before the decision's own headers are set.
+    identity_headers: Vec<String>,
     separator: String,
     forward_token: bool,
     mode: Mode,
@@ -175,17 +178,19 @@ impl Gate {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let policy_headers: Option<Vec<String>> = config
+            .policy
+            .as_ref()
+            .and_then(|p| p.headers.as_ref())
+            .map(|hs| hs.iter().map(|h| h.to_ascii_lowercase()).collect());
         Ok(Gate {
             issuers,
             token_sources: config.token_sources.clone(),
             max_token_bytes: config.max_token_bytes,
             policy,
             claims_to_headers: config.claims_to_headers.clone(),
-            policy_headers: config
-                .policy
-                .as_ref()
-                .and_then(|p| p.headers.as_ref())
-                .map(|hs| hs.iter().map(|h| h.to_ascii_lowercase()).collect()),
+            identity_headers: identity_headers(config, policy_headers.as_deref()),
+            policy_headers,
             separator: config.claims_header_separator.clone(),
             forward_token: config.forward_token,
             mode: config.mode,
@@ -237,18 +242,6 @@ impl Gate {
             .map(|c| c.header.to_ascii_lowercase())
     }
 
-    /// Every header this gate may set upstream and so removes from what the client sent: the
-    /// claim headers, and the policy's declared headers (`policy.headers`), lower-case, once.
-    fn identity_header_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.claim_header_names().collect();
-        for h in self.policy_headers.iter().flatten() {
-            if !names.contains(h) {
-                names.push(h.clone());
-            }
-        }
-        names
-    }
-
     /// How to rewrite a request that goes upstream without a verified identity (a denial in
     /// report mode, a bypassed CORS preflight): every claim header and every header declared in
     /// `policy.headers` removed, so none can be forged, and the token, if one is found, stripped
@@ -258,7 +251,7 @@ impl Gate {
             (false, Ok(located)) => self.strip(req, &located),
             _ => None,
         };
-        (self.identity_header_names(), strip)
+        (self.identity_headers.clone(), strip)
     }
 
     /// How many verified tokens a front end may remember (0: none).
@@ -519,7 +512,7 @@ impl Gate {
         }
         let mut headers = self.claim_headers(&verified.claims);
         headers.extend(verdict.headers);
-        let mut remove_headers = self.identity_header_names();
+        let mut remove_headers = self.identity_headers.clone();
         for (k, _) in &headers {
             if !remove_headers.contains(k) {
                 remove_headers.push(k.clone());
@@ -1112,6 +1105,45 @@ fn issuer_keys(
     }
 }
 
+/// Every header a gate may set upstream and so removes from what the client sent: the claim
+/// headers, then the policy's declared ones (lower-case), once each.
+fn identity_headers(config: &Config, declared: Option<&[String]>) -> Vec<String> {
+    let mut names: Vec<String> = config
+        .claims_to_headers
+        .iter()
+        .map(|c| c.header.to_ascii_lowercase())
+        .collect();
+    for h in declared.unwrap_or_default() {
+        if !names.contains(h) {
+            names.push(h.clone());
+        }
+    }
+    names
+}
+
+/// A header Gateward sets upstream (`claims_to_headers`, `policy.headers`): a valid name, not
+/// a token source's header (setting it would forward a credential), and not given twice.
+fn check_header_name<'a>(
+    config: &Config,
+    name: &str,
+    mut earlier: impl Iterator<Item = &'a str>,
+    at: String,
+    errors: &mut ConfigErrors,
+) {
+    let token_header = config.token_sources.iter().any(|t| {
+        t.header
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(name))
+    });
+    if !headers::valid_name(name) {
+        errors.push(at, format!("{name:?} is not a valid header name"));
+    } else if token_header {
+        errors.push(at, "is a token source header");
+    } else if earlier.any(|o| o.eq_ignore_ascii_case(name)) {
+        errors.push(at, "is set twice");
+    }
+}
+
 fn validate_requests(config: &Config, errors: &mut ConfigErrors) {
     if !replay::CAPACITY_RANGE.contains(&config.replay.max_tokens) {
         errors.push(
@@ -1132,18 +1164,8 @@ fn validate_requests(config: &Config, errors: &mut ConfigErrors) {
         }
         let declared = p.headers.as_deref().unwrap_or_default();
         for (i, h) in declared.iter().enumerate() {
-            let at = format!("policy.headers[{i}]");
-            if !headers::valid_name(h) {
-                errors.push(at, format!("{h:?} is not a valid header name"));
-            } else if config.token_sources.iter().any(|t| {
-                t.header
-                    .as_deref()
-                    .is_some_and(|t| t.eq_ignore_ascii_case(h))
-            }) {
-                errors.push(at, "is a token source header");
-            } else if declared.iter().take(i).any(|o| o.eq_ignore_ascii_case(h)) {
-                errors.push(at, "is listed twice");
-            }
+            let earlier = declared.iter().take(i).map(String::as_str);
+            check_header_name(config, h, earlier, format!("policy.headers[{i}]"), errors);
         }
     }
     if config.token_sources.is_empty() {
@@ -1194,31 +1216,18 @@ fn validate_requests(config: &Config, errors: &mut ConfigErrors) {
         if c.claim.is_empty() {
             errors.push(format!("claims_to_headers[{i}].claim"), "must not be empty");
         }
-        if !headers::valid_name(&c.header) {
-            errors.push(
-                format!("claims_to_headers[{i}].header"),
-                format!("{:?} is not a valid header name", c.header),
-            );
-        }
-        let token_header = config.token_sources.iter().any(|t| {
-            t.header
-                .as_deref()
-                .is_some_and(|h| h.eq_ignore_ascii_case(&c.header))
-        });
-        if token_header {
-            errors.push(
-                format!("claims_to_headers[{i}].header"),
-                "is a token source header",
-            );
-        }
-        if config
+        let earlier = config
             .claims_to_headers
             .iter()
             .take(i)
-            .any(|o| o.header.eq_ignore_ascii_case(&c.header))
-        {
-            errors.push(format!("claims_to_headers[{i}].header"), "is set twice");
-        }
+            .map(|o| o.header.as_str());
+        check_header_name(
+            config,
+            &c.header,
+            earlier,
+            format!("claims_to_headers[{i}].header"),
+            errors,
+        );
     }
     if !headers::valid_value(&config.claims_header_separator) {
         errors.push(

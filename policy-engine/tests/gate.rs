@@ -883,7 +883,7 @@ fn declared_policy_headers_are_validated() {
     for want in [
         "policy.headers[1]: \"bad header\" is not a valid header name",
         "policy.headers[2]: is a token source header",
-        "policy.headers[3]: is listed twice",
+        "policy.headers[3]: is set twice",
     ] {
         assert!(text.contains(want), "{want} not in {text}");
     }

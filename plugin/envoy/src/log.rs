@@ -29,34 +29,36 @@ pub fn error(message: &str) {
     emit(LogLevel::Error, message);
 }
 
-/// A log line ending in a one-line JSON object, written field by field.
+/// A log line ending in a one-line JSON object, written field by field (serde_json escapes
+/// the strings, so a claim or path cannot break the line or start another).
 pub struct JsonLine {
-    text: String,
+    bytes: Vec<u8>,
     empty: bool,
 }
 
 impl JsonLine {
     /// A line starting with `prefix`, then the object.
     pub fn new(prefix: &str) -> JsonLine {
-        let mut text = String::with_capacity(320);
-        text.push_str(prefix);
-        text.push('{');
-        JsonLine { text, empty: true }
+        let mut bytes = Vec::with_capacity(320);
+        bytes.extend_from_slice(prefix.as_bytes());
+        bytes.push(b'{');
+        JsonLine { bytes, empty: true }
     }
 
     fn key(&mut self, key: &str) {
         if !self.empty {
-            self.text.push(',');
+            self.bytes.push(b',');
         }
         self.empty = false;
-        escaped(&mut self.text, key);
-        self.text.push(':');
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.bytes, key);
+        self.bytes.push(b':');
     }
 
     /// A string field.
     pub fn str(&mut self, key: &str, value: &str) {
         self.key(key);
-        escaped(&mut self.text, value);
+        let _ = serde_json::to_writer(&mut self.bytes, value);
     }
 
     /// A string field, left out when None.
@@ -68,34 +70,17 @@ impl JsonLine {
 
     /// A number field.
     pub fn num(&mut self, key: &str, value: u64) {
-        use std::fmt::Write;
         self.key(key);
-        let _ = write!(self.text, "{value}");
+        let _ = serde_json::to_writer(&mut self.bytes, &value);
     }
 
     /// The finished line.
     pub fn finish(mut self) -> String {
-        self.text.push('}');
-        self.text
+        self.bytes.push(b'}');
+        // Only UTF-8 went in.
+        String::from_utf8(self.bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
-}
-
-/// `s` as a JSON string: quotes, backslashes and control characters escaped, so a claim or path
-/// cannot break the line (or start another).
-fn escaped(out: &mut String, s: &str) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
