@@ -66,9 +66,11 @@ impl Options {
     fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options {
             smoke: false,
-            rounds: 3,
-            seconds: 10,
-            latency_seconds: 10,
+            // Many short rounds rather than a few long ones: ratios are taken round by round, and
+            // the more rounds, the less one slow stretch of a shared machine moves their median.
+            rounds: 7,
+            seconds: 5,
+            latency_seconds: 4,
             cold_tokens: 20_000,
             memory_tokens: 100_000,
             smoke_requests: 300,

@@ -60,11 +60,41 @@ fn summarize(row: &Row) -> Summary {
     }
 }
 
+fn row<'a>(r: &'a Results, key: &str) -> Option<&'a Row> {
+    r.rows.iter().find(|row| row.scenario.key == key)
+}
+
 fn get(r: &Results, key: &str) -> Option<Summary> {
-    r.rows
+    row(r, key).map(summarize)
+}
+
+/// The median over rounds of `f(a's figure, b's figure)` from the same round, None when no
+/// round has both figures positive. The machine's speed drifts over a run (a shared host);
+/// both figures of one round were measured minutes apart, so a per-round ratio or difference
+/// cancels most of that drift where a ratio of the two medians would not.
+fn paired(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> Option<f64> {
+    let v: Vec<f64> = a
         .iter()
-        .find(|row| row.scenario.key == key)
-        .map(summarize)
+        .zip(b)
+        .filter(|(x, y)| **x > 0.0 && **y > 0.0)
+        .map(|(x, y)| f(*x, *y))
+        .collect();
+    (!v.is_empty()).then(|| median(v))
+}
+
+/// Each round's throughput of one configuration.
+fn rps_by_round(r: &Results, key: &str) -> Option<Vec<f64>> {
+    row(r, key).map(|x| x.throughput.iter().map(|w| w.rps()).collect())
+}
+
+/// Each round's p99 at the fixed rate of one configuration.
+fn p99_by_round(r: &Results, key: &str) -> Option<Vec<f64>> {
+    row(r, key).map(|x| x.latency.iter().map(|l| l.p99_us as f64).collect())
+}
+
+/// `a`'s throughput over `b`'s: the median of the rounds' ratios.
+fn rps_ratio(r: &Results, a: &str, b: &str) -> Option<f64> {
+    paired(&rps_by_round(r, a)?, &rps_by_round(r, b)?, |x, y| x / y)
 }
 
 fn thousands(v: f64) -> String {
@@ -82,10 +112,6 @@ fn thousands(v: f64) -> String {
     } else {
         out
     }
-}
-
-fn ratio(a: f64, b: f64) -> Option<f64> {
-    (b > 0.0 && a > 0.0).then(|| a / b)
 }
 
 fn fmt_ratio(r: Option<f64>) -> String {
@@ -138,6 +164,13 @@ pub fn markdown(r: &Results, svg: &str) -> String {
     let _ = writeln!(w, "## Targets\n");
     let _ = writeln!(
         w,
+        "Throughputs and p99s are medians over the rounds. A ratio is the median of the rounds' \
+         own ratios (both figures of a round measured minutes apart): this machine's speed \
+         drifts during a run, and pairing by round keeps that drift out of the comparison \
+         (see the spread column under All configurations).\n"
+    );
+    let _ = writeln!(
+        w,
         "| target | Gateward | jwt_authn + RBAC | ratio | wanted | met |\n|---|---|---|---|---|---|"
     );
     let pair = |a: &str, b: &str| Some((get(r, a)?, get(r, b)?));
@@ -157,7 +190,7 @@ pub fn markdown(r: &Results, svg: &str) -> String {
         ),
     ] {
         if let Some((g, j)) = pair(hot, "jwt-cache-hot") {
-            let q = ratio(g.rps, j.rps);
+            let q = rps_ratio(r, hot, "jwt-cache-hot");
             let _ = writeln!(
                 w,
                 "| hot path throughput, {policy} (one token; jwt_authn with `jwt_cache_config`) | {} req/s | {} req/s | {} | ≥ 1.0× | {} |",
@@ -168,7 +201,7 @@ pub fn markdown(r: &Results, svg: &str) -> String {
             );
         }
         if let Some((g, j)) = pair(cold, "jwt-nocache-cold") {
-            let q = ratio(g.rps, j.rps);
+            let q = rps_ratio(r, cold, "jwt-nocache-cold");
             let _ = writeln!(
                 w,
                 "| cold path throughput, {policy} (fresh token per request; jwt_authn without cache) | {} req/s | {} req/s | {} | ≥ 0.8× | {} |",
@@ -183,7 +216,9 @@ pub fn markdown(r: &Results, svg: &str) -> String {
             ("cold", cold, "jwt-nocache-cold"),
         ] {
             if let Some((g, j)) = pair(a, b) {
-                let q = ratio(g.p99, j.p99);
+                let q = p99_by_round(r, a)
+                    .zip(p99_by_round(r, b))
+                    .and_then(|(x, y)| paired(&x, &y, |x, y| x / y));
                 let note = |x: &Summary| {
                     if overloaded(x) {
                         format!(" (overloaded: {} req/s achieved)", thousands(x.achieved))
@@ -247,7 +282,9 @@ pub fn markdown(r: &Results, svg: &str) -> String {
          (each connection sends when its previous answer arrives); its p50/p99 are at saturation. \
          Latency at a fixed {} req/s: an open-loop generator over {CONNECTIONS} keep-alive \
          connections, measured from each request's scheduled time (see Method). Ratios compare \
-         with jwt_authn on the same path (hot with hot, cold with cold). Spread: (max − min) / \
+         with jwt_authn on the same path (hot with hot, cold with cold), round by round: each is \
+         the median of the rounds' ratios, so it can differ from the quotient of the two medians. \
+         Spread: (max − min) / \
          median of the rounds' throughput. An achieved rate below {} req/s means the \
          configuration could not keep up (the generator stops sending after twice the planned \
          time): its latencies are queueing, not service time.\n",
@@ -266,7 +303,7 @@ pub fn markdown(r: &Results, svg: &str) -> String {
             "cold" => ("jwt-cache-cold", "jwt-nocache-cold"),
             _ => ("jwt-cache-hot", "jwt-nocache-hot"),
         };
-        let vs = |k: &str| fmt_ratio(get(r, k).and_then(|j| ratio(s.rps, j.rps)));
+        let vs = |k: &str| fmt_ratio(rps_ratio(r, row.scenario.key, k));
         let _ = writeln!(
             w,
             "| {} | {path} | {} | {:.1} % | {:.0} / {:.0} | {:.0} / {:.0} / {:.0} / {:.0} | {} | {} | {} | {} |",
@@ -459,9 +496,15 @@ pub fn markdown(r: &Results, svg: &str) -> String {
 /// Per-request cost over no auth: 1/throughput − 1/throughput without auth, in µs. Both run
 /// the same Envoy, listener and route, so the difference is the filters' own work per request.
 fn cost_us(r: &Results, key: &str) -> Option<f64> {
-    let base = get(r, "no-auth")?.rps;
-    let x = get(r, key)?.rps;
-    (base > 0.0 && x > 0.0).then(|| 1e6 / x - 1e6 / base)
+    extra_us(r, key, "no-auth")
+}
+
+/// What configuration `key` costs per request over configuration `base`, in µs (median of
+/// the rounds' differences).
+fn extra_us(r: &Results, key: &str, base: &str) -> Option<f64> {
+    paired(&rps_by_round(r, key)?, &rps_by_round(r, base)?, |x, b| {
+        1e6 / x - 1e6 / b
+    })
 }
 
 /// "Where the time goes": what each filter adds per request, and the gaps read from it.
@@ -497,8 +540,8 @@ fn costs(w: &mut String, r: &Results, module_mib: f64) {
     let _ = writeln!(
         w,
         "What each filter adds to a request: 1 / its throughput − 1 / the throughput without \
-         auth, from the medians above (the same Envoy, listener and route, so the difference is \
-         the filters' own work).\n"
+         auth in the same round, the median over the rounds (the same Envoy, listener and route, \
+         so the difference is the filters' own work).\n"
     );
     let _ = writeln!(
         w,
@@ -542,11 +585,12 @@ fn costs(w: &mut String, r: &Results, module_mib: f64) {
             ("the library on the interpreter", "gateward-cold"),
         ]
         .iter()
-        .filter_map(|(what, k)| Some(format!("{what} {:.0} µs", c(k)? - bare)))
+        .filter_map(|(what, k)| {
+            let us = extra_us(r, k, "gateward-nopolicy-cold")?;
+            Some(format!("{what} {us:.0} µs"))
+        })
         .collect();
-        let q = get(r, "gateward-nopolicy-cold")
-            .zip(get(r, "jwt-nocache-cold"))
-            .and_then(|(g, j)| ratio(g.rps, j.rps));
+        let q = rps_ratio(r, "gateward-nopolicy-cold", "jwt-nocache-cold");
         if let Some(q) = q {
             let _ = write!(
                 line,
@@ -719,6 +763,18 @@ pub fn svg(r: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_figures_cancel_a_drifting_machine() {
+        // Full speed in round 1, half speed after: A is about half of B in every round, but the
+        // ratio of the medians pairs figures from different rounds.
+        let a = [100.0, 55.0, 45.0];
+        let b = [200.0, 100.0, 100.0];
+        assert_eq!(median(a.to_vec()) / median(b.to_vec()), 0.55);
+        assert_eq!(paired(&a, &b, |x, y| x / y), Some(0.5));
+        assert_eq!(paired(&[0.0], &[1.0], |x, y| x / y), None);
+        assert_eq!(paired(&[], &[], |x, y| x / y), None);
+    }
 
     #[test]
     fn medians_and_thousands() {
