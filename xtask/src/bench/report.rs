@@ -73,13 +73,17 @@ fn get(r: &Results, key: &str) -> Option<Summary> {
 /// both figures of one round were measured minutes apart, so a per-round ratio or difference
 /// cancels most of that drift where a ratio of the two medians would not.
 fn paired(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> Option<f64> {
-    let v: Vec<f64> = a
-        .iter()
+    let v = per_round(a, b, f);
+    (!v.is_empty()).then(|| median(v))
+}
+
+/// `f(a's figure, b's figure)` for each round where both are positive.
+fn per_round(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    a.iter()
         .zip(b)
         .filter(|(x, y)| **x > 0.0 && **y > 0.0)
         .map(|(x, y)| f(*x, *y))
-        .collect();
-    (!v.is_empty()).then(|| median(v))
+        .collect()
 }
 
 /// Each round's throughput of one configuration.
@@ -103,16 +107,11 @@ struct Ratio {
 impl Ratio {
     /// The rounds' ratios of `a` to `b` (rounds where both are positive).
     fn of(a: &[f64], b: &[f64]) -> Option<Ratio> {
-        let v: Vec<f64> = a
-            .iter()
-            .zip(b)
-            .filter(|(x, y)| **x > 0.0 && **y > 0.0)
-            .map(|(x, y)| x / y)
-            .collect();
-        Some(Ratio {
-            median: paired(a, b, |x, y| x / y)?,
+        let v = per_round(a, b, |x, y| x / y);
+        (!v.is_empty()).then(|| Ratio {
             lo: v.iter().copied().fold(f64::INFINITY, f64::min),
             hi: v.iter().copied().fold(0.0, f64::max),
+            median: median(v),
         })
     }
 
