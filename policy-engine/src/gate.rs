@@ -149,9 +149,12 @@ impl Gate {
         let mut errors = ConfigErrors::default();
         let mut warnings = Vec::new();
         let policy_text = policy_texts(config, resolve, &mut errors);
+        // The policy compiles whenever its own modules were read: its errors are reported
+        // beside the issuers' and requests', every problem at once.
+        let modules_read = errors.is_empty();
         let issuers = validate_issuers(config, &policy_text, &mut errors, &mut warnings);
         validate_requests(config, &mut errors);
-        let policy = match (&config.policy, errors.is_empty()) {
+        let policy = match (&config.policy, modules_read) {
             (Some(p), true) => {
                 match Policy::compile(&policy_text, p.data.as_ref(), &p.entrypoint) {
                     Ok(policy) => Some(
@@ -904,19 +907,17 @@ fn validate_issuers(
             require.push(String::from("jti"));
         }
         if let Some(p) = preset {
-            if (p.shared_issuer)(&iss) {
-                // The policy's code: a claim named only in a comment pins nothing.
-                let code: Vec<String> = policy
-                    .iter()
-                    .map(|m| crate::policy::without_comments(&m.text))
-                    .collect();
-                let mentions = |c: &str| code.iter().any(|t| t.contains(c));
-                if let Some(advice) = p.org_pin_advice(&mentions) {
-                    warnings.push(format!(
-                        "issuers[{i}] ({}): {iss} issues tokens to every {} organisation; {advice} in the policy",
-                        ic.name, p.display_name
-                    ));
-                }
+            // The policy's code: a claim named only in a comment pins nothing.
+            let code: Vec<String> = policy
+                .iter()
+                .map(|m| crate::policy::without_comments(&m.text))
+                .collect();
+            let mentions = |c: &str| code.iter().any(|t| t.contains(c));
+            if let Some(warning) = p.org_pin_warning(&iss, &mentions) {
+                warnings.push(format!(
+                    "issuers[{i}] ({}): {warning} in the policy",
+                    ic.name
+                ));
             }
         }
         if errors.0.len() == before {

@@ -112,7 +112,7 @@ impl Policy {
         let mut errors = Vec::new();
         for m in modules {
             if let Err(e) = engine.add_policy(m.name.clone(), m.text.clone()) {
-                errors.push(format!("{}: {e}", m.name));
+                errors.push(describe_parse_error(&m.name, &e.to_string()));
             }
         }
         if let Some(data) = data {
@@ -498,6 +498,31 @@ fn scan(text: &str) -> InputUse {
 
 /// Turns regorus's multi-line compiler report into one line: `module:line:col: problem`.
 #[cfg(feature = "std")]
+/// A parse error as `module:line:col: problem`, then regorus's excerpt of the line with a caret
+/// under the column. regorus's report (`--> module:line:col`, excerpt, `error: problem`) already
+/// names the module, so it is not prefixed again.
+fn describe_parse_error(module: &str, report: &str) -> String {
+    let location = report.lines().find_map(|l| l.trim().strip_prefix("--> "));
+    let problem = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("error: "));
+    let (Some(at), Some(problem)) = (location, problem) else {
+        return format!("{module}: {}", report.trim());
+    };
+    let excerpt: Vec<&str> = report
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .starts_with(|c: char| c == '|' || c.is_ascii_digit())
+        })
+        .collect();
+    if excerpt.is_empty() {
+        format!("{at}: {problem}")
+    } else {
+        format!("{at}: {problem}\n{}", excerpt.join("\n"))
+    }
+}
+
 fn describe_compile_error(report: &str) -> String {
     let location = report
         .lines()
@@ -615,12 +640,14 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].starts_with("p.rego: "), "{}", errs[0]);
+        // The module is named once, with the line and column, and the excerpt follows.
         assert!(
-            errs[0].contains("p.rego:3:") || errs[0].contains("p.rego:4:"),
+            errs[0].starts_with("p.rego:3:") || errs[0].starts_with("p.rego:4:"),
             "{}",
             errs[0]
         );
+        assert_eq!(errs[0].matches("p.rego").count(), 1, "{}", errs[0]);
+        assert!(errs[0].contains("^"), "{}", errs[0]);
     }
 
     #[test]

@@ -103,6 +103,36 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 impl Preset {
+    /// The warning for an issuer entry with this preset that trusts `iss`, when `iss` is shared
+    /// by a whole platform and `mentions` pins no organisation id ([`Preset::org_pin_advice`]);
+    /// None otherwise. Under `generic`, a known shared issuer is named with the preset that
+    /// knows its claims. The caller says where the pin belongs ("in the policy", …).
+    pub fn org_pin_warning(
+        &'static self,
+        iss: &str,
+        mentions: &dyn Fn(&str) -> bool,
+    ) -> Option<String> {
+        if !(self.shared_issuer)(iss) {
+            return None;
+        }
+        // `generic` has no claims of its own: the advice is the platform's.
+        let platform = if self.org_pin_claims.is_empty() {
+            known_shared_issuer(iss)?
+        } else {
+            self
+        };
+        let advice = platform.org_pin_advice(mentions)?;
+        let preset_hint = if core::ptr::eq(platform, self) {
+            String::new()
+        } else {
+            format!(" (preset \"{}\" knows its claims)", platform.name)
+        };
+        Some(format!(
+            "{iss} issues tokens to every {} organisation{preset_hint}; {advice}",
+            platform.display_name
+        ))
+    }
+
     /// For a shared issuer: None when `mentions` (which claims a policy pins) includes one of
     /// the tenant's **id** claims, else the warning's advice. Names alone do not count: an
     /// organisation can be renamed and its old name registered by someone else. Presence checks

@@ -421,17 +421,41 @@ fn rego_syntax_error_names_module_line_and_column() {
     let text = Gate::new(&c, &mut |_| Err("no files".into()))
         .unwrap_err()
         .to_string();
-    assert!(text.starts_with("policy: deploy.rego: "), "{text}");
     assert!(
-        text.contains("deploy.rego:3:") || text.contains("deploy.rego:4:"),
+        text.starts_with("policy: deploy.rego:3:") || text.starts_with("policy: deploy.rego:4:"),
         "{text}"
     );
+    // The module is named once.
+    assert_eq!(text.matches("deploy.rego").count(), 1, "{text}");
 }
 
 #[test]
 fn report_mode_is_carried_for_the_host() {
     let g = gate(json!({"mode": "report"}));
     assert_eq!(g.mode(), policy_engine::Mode::Report);
+}
+
+#[test]
+fn a_generic_entry_for_a_shared_issuer_is_told_which_claims_pin() {
+    let unpinned = "package gateward\nimport rego.v1\ndecision if input.token.claims.ref == \"refs/heads/main\"\n";
+    let g = gate(json!({
+        "issuers": [{"name": "gh", "preset": "generic", "issuer": "https://token.actions.githubusercontent.com",
+                     "audiences": [AUD], "algorithms": ["RS256"], "jwks": jwks(&[("a", &fixtures::rsa_a())])}],
+        "policy": {"modules": [{"rego": unpinned}]},
+    }));
+    let pins: Vec<&String> = g
+        .warnings()
+        .iter()
+        .filter(|w| w.contains("organisation"))
+        .collect();
+    assert_eq!(
+        pins,
+        ["issuers[0] (gh): https://token.actions.githubusercontent.com issues tokens to every \
+          GitHub Actions organisation (preset \"github-actions\" knows its claims); pin your \
+          organisation by an id claim (one of: repository_owner_id, repository_id, enterprise_id) in the policy"],
+        "{:?}",
+        g.warnings()
+    );
 }
 
 #[test]

@@ -124,6 +124,34 @@ fn broken_config_prints_every_error_and_exits_two() {
 }
 
 #[test]
+fn a_policy_syntax_error_is_reported_beside_the_issuers_naming_its_place_once() {
+    let dir = std::env::temp_dir().join(format!("gateward-cli-syntax-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.json");
+    std::fs::write(
+        &path,
+        r#"{"issuers": [{"name": "x", "issuer": "https://x.example", "audiences": [], "jwks_uri": "https://x.example/keys"}],
+            "policy": {"modules": [{"rego": "package gateward\ndecision := input.token.claims.ref ==\n"}]}}"#,
+    )
+    .unwrap();
+    let out = gateward(&["config", "validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: invalid configuration {}:\n\
+             issuers[0].audiences: must not be empty\n\
+             policy: policy.modules[0]:3:1: expecting expression\n\
+             \x20 |\n\
+             3 | \n\
+             \x20 | ^\n",
+            path.display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn valid_config_summary_and_unreadable_files() {
     let config = examples().join("github-deploy.json");
     let out = gateward(&["config", "validate", config.to_str().unwrap()]);

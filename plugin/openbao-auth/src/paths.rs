@@ -318,15 +318,10 @@ async fn role_warnings<S: Storage>(
             continue;
         }
         let Some(p) = issuer.preset else { continue };
-        if !(p.shared_issuer)(issuer.iss()) {
-            continue;
-        }
-        if let Some(advice) = p.org_pin_advice(&mentions) {
+        if let Some(warning) = p.org_pin_warning(issuer.iss(), &mentions) {
             out.push(format!(
-                "issuer {} ({}) issues tokens to every {} organisation; {advice} in the role's policy or bound_claims",
+                "issuer {}: {warning} in the role's policy or bound_claims",
                 issuer.name,
-                issuer.iss(),
-                p.display_name,
             ));
         }
     }
