@@ -110,6 +110,7 @@ pub fn build_module_variant(
     features: &[&str],
 ) -> Result<PathBuf, EnvoyError> {
     let root = workspace_root();
+    crate::toolchain::ensure_targets(&root).map_err(|e| EnvoyError::Config(e.to_string()))?;
     let target = target_dir.map_or_else(cargo_target_dir, Path::to_path_buf);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let features = features.join(",");

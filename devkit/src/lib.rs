@@ -4,8 +4,9 @@
 //! Also the rest of the local stack the demo and the end-to-end tests run: [`envoy`] (installs
 //! and runs a real Envoy on loopback), [`http`] (a minimal HTTP/1.1 client), [`issuer`] (a local
 //! development OIDC issuer on loopback), [`lds`] (Envoy listeners from a file, reloadable),
-//! [`openbao`] (installs and runs a real OpenBao dev server) and [`upstream`] (an echo server
-//! that shows which headers reached it).
+//! [`openbao`] (installs and runs a real OpenBao dev server), [`toolchain`] (adds the wasm
+//! targets the toolchain lacks) and [`upstream`] (an echo server that shows which headers
+//! reached it).
 
 pub mod envoy;
 pub mod hostile;
@@ -16,6 +17,7 @@ pub mod openbao;
 pub mod regocpp;
 mod serve;
 pub mod stack;
+pub mod toolchain;
 pub mod upstream;
 
 use jwt_compact::Algorithm as _;

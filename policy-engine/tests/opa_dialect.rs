@@ -19,6 +19,9 @@
 //! - The same requests run on both of regorus's evaluators (`policy.evaluator`), the RVM and
 //!   the interpreter, which must decide exactly alike.
 //!
+//! Both download rego-cpp, so they sit in [`needs_download`]: `cargo xtask check` skips them,
+//! `cargo xtask test` runs them.
+//!
 //! Each known rego-cpp fault has a minimal reproduction that the tests re-run: when a rego-cpp
 //! release fixes one, its test fails and says which entry to delete.
 
@@ -202,7 +205,6 @@ fn regocpp_outcome(interp: &Interpreter<'_>, case: &TestCase) -> Result<Outcome,
     }
 }
 
-#[test]
 fn library_tests_on_both_engines() {
     let started = Instant::now();
     let modules = modules();
@@ -420,7 +422,6 @@ fn entrypoint_path(entrypoint: &str) -> String {
     entrypoint.trim_start_matches("data.").replace('.', "/")
 }
 
-#[test]
 fn entrypoints_decide_alike_on_both_engines() {
     let started = Instant::now();
     let all = modules();
@@ -570,5 +571,18 @@ fn entrypoints_decide_alike_on_both_engines() {
             "no decision hits the known fault {:?} any more: delete its entry",
             fault.signature
         );
+    }
+}
+
+/// The tests of this file: each installs rego-cpp from PyPI on first run.
+mod needs_download {
+    #[test]
+    fn library_tests_on_both_engines() {
+        super::library_tests_on_both_engines();
+    }
+
+    #[test]
+    fn entrypoints_decide_alike_on_both_engines() {
+        super::entrypoints_decide_alike_on_both_engines();
     }
 }

@@ -17,7 +17,11 @@ cargo xtask <task>
 
   test       every check and test: fmt, clippy (native and wasm), the no_std wasm build, the
              workspace tests (which build the Envoy module and run it in a wasmtime host and in
-             a real Envoy), and the Rego library's tests (`gateward test policies`)
+             a real Envoy), the Rego library's tests (`gateward test policies`), the playground
+             in Chromium, the fuzzers' smoke runs, a soak and a bench smoke run (CI's command)
+  check      the quick loop, nothing downloaded: fmt, clippy (native and wasm), the tests of
+             the core, CLI, devkit and OpenBao logic (less those named `needs_download`), the
+             wasmtime scenarios and the Rego library's tests
   build      the Envoy filter module, release: target/wasm32-wasip1/release/gateward_envoy.wasm
   e2e        only the end-to-end tests: real Envoy, the built module, the dev issuer
   demo       the quick start: Envoy + the filter + a development OIDC issuer + an echo
@@ -43,10 +47,31 @@ cargo xtask <task>
              examples; screenshot in target/gateward-artifacts/playground.png
 ";
 
+/// The tasks that build for a wasm target: each makes sure the toolchain has the targets first.
+const BUILDS_FOR_WASM: [&str; 10] = [
+    "test",
+    "check",
+    "e2e",
+    "demo",
+    "build",
+    "bench",
+    "soak",
+    "fuzz",
+    "playground",
+    "browser-test",
+];
+
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
+    if BUILDS_FOR_WASM.contains(&task.as_str()) {
+        if let Err(e) = gateward_devkit::toolchain::ensure_targets(&root()) {
+            eprintln!("xtask {task}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match task.as_str() {
         "test" => test(),
+        "check" => check(),
         "e2e" => cargo(&["test", "-p", "gateward-host-tests", "--test", "e2e"]),
         "demo" => demo::run(std::env::args().any(|a| a == "--once")),
         "build" => build().map(|path| {
@@ -108,7 +133,8 @@ pub fn cargo(args: &[&str]) -> Result<(), String> {
     }
 }
 
-fn test() -> Result<(), String> {
+/// The lints both tiers run: formatting, then clippy natively and for the Envoy module.
+fn lint() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"])?;
     fuzz::check_lock()?;
     cargo(&[
@@ -128,7 +154,42 @@ fn test() -> Result<(), String> {
         "--",
         "-D",
         "warnings",
+    ])
+}
+
+/// Marks the tests that download a tool (rego-cpp, Envoy, OpenBao…): `check` skips them.
+const NEEDS_DOWNLOAD: &str = "needs_download";
+
+/// The quick tier: what a one-line change to the core, CLI or OpenBao logic needs, with
+/// nothing downloaded. `test` stays the full run.
+fn check() -> Result<(), String> {
+    let started = std::time::Instant::now();
+    lint()?;
+    cargo(&[
+        "test",
+        "-p",
+        "policy-engine",
+        "-p",
+        "gateward-cli",
+        "-p",
+        "gateward-openbao-auth",
+        "-p",
+        "gateward-devkit",
+        "--",
+        "--skip",
+        NEEDS_DOWNLOAD,
     ])?;
+    cargo(&["test", "-p", "gateward-host-tests", "--test", "scenarios"])?;
+    cargo(&["run", "-q", "-p", "gateward-cli", "--", "test", "policies"])?;
+    eprintln!(
+        "\nxtask check: passed in {:.0} s (the full run is `cargo xtask test`)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    lint()?;
     cargo(&[
         "build",
         "-p",
