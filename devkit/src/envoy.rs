@@ -94,9 +94,15 @@ pub fn cargo_target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |d| root.join(d))
 }
 
+/// Where the Envoy module is built: `<target>/gateward-wasm`, for `cargo xtask build`, the
+/// tests, the soak and the bench alike, so a run builds it once. A folder of its own keeps a
+/// build from inside `cargo test` off the lock the outer cargo holds on `<target>`.
+pub fn module_target_dir() -> PathBuf {
+    cargo_target_dir().join("gateward-wasm")
+}
+
 /// Builds the Gateward Envoy module (release, `wasm32-wasip1`) and returns the `.wasm` path.
-/// `target_dir`: where cargo builds (default [`cargo_target_dir`]); the
-/// tests use one of their own so the inner cargo does not wait on the outer one's lock.
+/// `target_dir`: where cargo builds (default [`module_target_dir`]).
 /// Cargo's progress goes to stderr.
 pub fn build_module(target_dir: Option<&Path>) -> Result<PathBuf, EnvoyError> {
     build_module_variant(target_dir, "release", &[])
@@ -111,7 +117,7 @@ pub fn build_module_variant(
 ) -> Result<PathBuf, EnvoyError> {
     let root = workspace_root();
     crate::toolchain::ensure_targets(&root).map_err(|e| EnvoyError::Config(e.to_string()))?;
-    let target = target_dir.map_or_else(cargo_target_dir, Path::to_path_buf);
+    let target = target_dir.map_or_else(module_target_dir, Path::to_path_buf);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let features = features.join(",");
     let mut args = vec![

@@ -8,9 +8,8 @@ use wasmtime::{Config, Engine, OptLevel};
 /// Builds `plugin/envoy` (`gateward-envoy`) for `wasm32-wasip1` in release mode, once per
 /// process, and returns the `.wasm` path.
 ///
-/// Uses `gateward_devkit::envoy::build_module` (as `cargo xtask build` does) with a target dir
-/// of its own, `<target>/gateward-wasm`, which keeps the inner cargo off the lock the outer
-/// `cargo test` holds. Panics if the build fails (cargo's output is on stderr): this is test
+/// Uses `gateward_devkit::envoy::build_module`, as `cargo xtask build` does, into the same
+/// `<target>/gateward-wasm` (off the lock the outer `cargo test` holds). Panics if the build fails (cargo's output is on stderr): this is test
 /// support, and that is a test failure.
 pub fn filter_wasm() -> &'static Path {
     static WASM: OnceLock<PathBuf> = OnceLock::new();
@@ -19,8 +18,7 @@ pub fn filter_wasm() -> &'static Path {
 
 fn build_filter() -> PathBuf {
     use gateward_devkit::envoy;
-    envoy::build_module(Some(&envoy::cargo_target_dir().join("gateward-wasm")))
-        .unwrap_or_else(|e| panic!("building the filter: {e}"))
+    envoy::build_module(None).unwrap_or_else(|e| panic!("building the filter: {e}"))
 }
 
 /// The one engine every module and VM of the process uses.

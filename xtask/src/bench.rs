@@ -1066,8 +1066,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     devenvoy::binary().map_err(|e| e.to_string())?;
     // The smoke run (in `cargo xtask test`) shares the module the host tests just built.
     let wasm = if opts.smoke {
-        devenvoy::build_module(Some(&devenvoy::cargo_target_dir().join("gateward-wasm")))
-            .map_err(|e| e.to_string())?
+        devenvoy::build_module(None).map_err(|e| e.to_string())?
     } else {
         crate::build()?
     };

@@ -107,7 +107,16 @@ fn names() -> String {
 pub fn run(args: &[String]) -> Result<(), String> {
     let plan = plan(args)?;
     let libfuzzer = plan.targets.iter().any(|t| *t != FILTER);
-    let binary = if libfuzzer { build()? } else { PathBuf::new() };
+    // The smoke run executes for seconds: a build for build time serves it better.
+    let profile = match plan.budget {
+        Budget::Runs(_) => "smoke",
+        Budget::Seconds(_) => "release",
+    };
+    let binary = if libfuzzer {
+        build(profile)?
+    } else {
+        PathBuf::new()
+    };
     let work = cargo_target_dir().join("fuzz");
     let mut outcomes = Vec::new();
     for target in &plan.targets {
@@ -181,14 +190,16 @@ fn host_triple() -> Result<String, String> {
         .ok_or_else(|| String::from("rustc -vV printed no host triple"))
 }
 
-fn build() -> Result<PathBuf, String> {
+/// Builds the harness with cargo `profile` (`fuzz/libfuzzer/Cargo.toml`: `release` to fuzz,
+/// `smoke` for the fixed-seed run).
+fn build(profile: &str) -> Result<PathBuf, String> {
     let triple = host_triple()?;
     let target_dir = cargo_target_dir().join("fuzz-build");
     let manifest = crate::root().join("fuzz/libfuzzer/Cargo.toml");
     eprintln!("\n==> building the libFuzzer harness ({triple}, instrumented)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--locked", "--manifest-path"])
+        .args(["build", "--profile", profile, "--locked", "--manifest-path"])
         .arg(&manifest)
         .args(["--target", &triple, "--target-dir"])
         .arg(&target_dir)
@@ -202,7 +213,7 @@ fn build() -> Result<PathBuf, String> {
     }
     Ok(target_dir
         .join(triple)
-        .join("release")
+        .join(profile)
         .join("gateward-libfuzzer"))
 }
 

@@ -22,7 +22,8 @@ cargo xtask <task>
   check      the quick loop, nothing downloaded: fmt, clippy (native and wasm), the tests of
              the core, CLI, devkit and OpenBao logic (less those named `needs_download`), the
              wasmtime scenarios and the Rego library's tests
-  build      the Envoy filter module, release: target/wasm32-wasip1/release/gateward_envoy.wasm
+  build      the Envoy filter module, release:
+             target/gateward-wasm/wasm32-wasip1/release/gateward_envoy.wasm
   e2e        only the end-to-end tests: real Envoy, the built module, the dev issuer
   demo       the quick start: Envoy + the filter + a development OIDC issuer + an echo
              upstream on loopback, a walkthrough of allowed and denied requests, then the

@@ -54,12 +54,9 @@ fn envoy_boringssl_and_pure_rust_agree_on_every_wycheproof_rsa_vector() {
             }));
         }
     }
-    let wasm = envoy::build_module_variant(
-        Some(&envoy::cargo_target_dir().join("gateward-wasm")),
-        "selftest",
-        &["selftest"],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let wasm =
+        envoy::build_module_variant(Some(&envoy::module_target_dir()), "selftest", &["selftest"])
+            .unwrap_or_else(|e| panic!("{e}"));
     let template = std::fs::read_to_string(root.join("envoy-config/demo.yaml")).unwrap();
     let config = json!({ "selftest": groups }).to_string();
     let yaml = envoy::render(
