@@ -1,6 +1,11 @@
-//! The malicious-token checklist (`../shared/reference/test-vectors-and-performance.md` §A3) as
-//! data: each [`Case`] is a gate configuration, an `Authorization` value and what the gate must
-//! answer. The core (`policy-engine/tests/hostile.rs`), the Envoy filter in the wasmtime host
+//! The malicious-token checklist as data: each [`Case`] is a gate configuration, an
+//! `Authorization` value and what the gate must answer. The cases follow public attack catalogues:
+//! the exploit modes and playbook of `jwt_tool` (<https://github.com/ticarpi/jwt_tool>), the
+//! PortSwigger Web Security Academy JWT labs (<https://portswigger.net/web-security/jwt>), the
+//! JWT-library CVEs listed in `docs/threat-model.md` §4.2, and RFC 7515 / RFC 7519 / RFC 8725
+//! (JWT Best Current Practices) for the header and claim rules.
+//!
+//! The core (`policy-engine/tests/hostile.rs`), the Envoy filter in the wasmtime host
 //! (`host-tests/tests/scenarios/hostile.rs`) and the OpenBao method
 //! (`plugin/openbao-auth/tests/hostile.rs`) run the same cases, so a front end cannot drift
 //! from the core.

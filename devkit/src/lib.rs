@@ -273,7 +273,8 @@ pub mod fixtures {
     }
 }
 
-/// Realistic claims for CI providers, after `../shared/reference/ci-oidc-providers.md`.
+/// Realistic claims for CI providers, after each provider's public documentation (the pages
+/// `policy_engine::presets` lists in its module docs).
 ///
 /// Each builder returns one provider's ID-token claims for a job of the same fictional project
 /// (`octo-org/deploy`, deploying `main` to `prod`), issued at `iat` for audience `aud`, with the

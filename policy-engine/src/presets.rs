@@ -6,11 +6,31 @@
 //! is shared by every tenant of the platform (so a valid signature proves only the platform), which
 //! claims pin a tenant, the documented token lifetime, and any extra claim checks.
 //!
-//! Every provider fact here comes from `shared/reference/ci-oidc-providers.md` (cited below as
-//! "ref §N"), which in turn names the vendor documents it was compiled from. Facts the reference
-//! marks **(verify)** are noted where they are used.
+//! Every provider fact here comes from the provider's public documentation, cited below as
+//! "ref §N" for entry N of this list:
 //!
-//! Issuers are compared exactly (ref "General validation rules" 1): the checks here never
+//! 1. GitHub Actions: <https://docs.github.com/en/actions/reference/security/oidc>,
+//!    <https://docs.github.com/en/actions/concepts/security/openid-connect>.
+//! 2. GitLab CI/CD `id_tokens`: <https://docs.gitlab.com/ci/secrets/id_token_authentication/>.
+//! 3. CircleCI: <https://circleci.com/docs/openid-connect-tokens/>.
+//! 4. Buildkite: <https://buildkite.com/docs/agent/v3/cli-oidc>,
+//!    <https://buildkite.com/docs/pipelines/security/oidc>.
+//! 5. Bitbucket Pipelines: <https://support.atlassian.com/bitbucket-cloud/docs/integrate-pipelines-with-resource-servers-using-oidc/>.
+//! 6. Azure DevOps: <https://learn.microsoft.com/en-us/azure/devops/pipelines/release/configure-workload-identity>
+//!    and Teleport RFD 211 "Azure DevOps Joining" (real tokens and discovery document,
+//!    <https://github.com/gravitational/teleport/blob/master/rfd/0211-azure-devops-joining.md>).
+//! 7. Google ID tokens: <https://cloud.google.com/docs/authentication/get-id-token>,
+//!    <https://accounts.google.com/.well-known/openid-configuration>.
+//! 8. Jenkins oidc-provider plugin: <https://github.com/jenkinsci/oidc-provider-plugin>.
+//! 9. HCP Terraform workload identity:
+//!    <https://developer.hashicorp.com/terraform/cloud-docs/workspaces/dynamic-provider-credentials/workload-identity-tokens>.
+//! 10. Codefresh: <https://codefresh.io/docs/docs/integrations/oidc-pipelines/>.
+//! 11. SPIFFE JWT-SVID: <https://github.com/spiffe/spiffe/blob/main/standards/JWT-SVID.md>; SPIRE:
+//!     <https://github.com/spiffe/spire/blob/main/support/oidc-discovery-provider/README.md>.
+//!
+//! Facts a single secondary source gives, or that are inferred, are marked "verify" where used.
+//!
+//! Issuers are compared exactly (OpenID Connect Core 1.0 §3.1.3.7 step 2): the checks here never
 //! normalise, they reject a trailing `/`, `http://`, a query or fragment, user info, upper-case
 //! hosts and hosts that merely start with a provider's host (`gitlab.com.evil.example`).
 
@@ -40,7 +60,7 @@ pub struct Preset {
     /// Empty (only `generic`) means there is no default: the config must list the algorithms.
     pub algorithms: &'static [Algorithm],
     /// Claims every token from this provider must carry (beyond iss/aud/exp which the core always requires),
-    /// e.g. github: sub, repository, repository_owner_id, ... Only claims the reference says are always present.
+    /// e.g. github: sub, repository, repository_owner_id, ... Only claims the provider documents as always present.
     pub required_claims: &'static [&'static str],
     /// True when this issuer URL is shared by every organisation on the platform (github.com, gitlab.com,
     /// buildkite, ...): a valid signature then proves only the platform, not the tenant.
@@ -76,7 +96,7 @@ impl core::fmt::Debug for Preset {
     }
 }
 
-/// Every preset, in documentation order (the order of ci-oidc-providers.md), `generic` last.
+/// Every preset, in documentation order (the order of the module docs' source list), `generic` last.
 pub static PRESETS: &[Preset] = &[
     GITHUB_ACTIONS,
     GITLAB,
@@ -203,7 +223,8 @@ const GITHUB_ACTIONS: Preset = Preset {
         "job_workflow_ref",
     ],
     shared_issuer: github_shared_issuer,
-    // Tenant pins (ref §1 "Claims to pin", §15): IDs first; names are mutable and re-registrable.
+    // Tenant pins (ref §1): IDs first; names are mutable and re-registrable (recycled names:
+    // Astrix "Sub:jugation", https://astrix.security/learn/blog/subjugation-hijacking-cloud-identities-by-recycling).
     org_pin_claims: &[
         "repository_owner_id",
         "repository_owner",
@@ -303,7 +324,7 @@ const GITLAB: Preset = Preset {
     check_issuer: check_gitlab_issuer,
     jwks_uri: gitlab_jwks_uri,
     algorithms: RS256_ONLY,
-    // Claims the ref §2 table marks "always" (without a version note), plus `jti` (ref rule 6).
+    // Claims the ref §2 table marks "always" (without a version note), plus `jti` (ref §2 claim list).
     required_claims: &[
         "sub",
         "jti",
@@ -383,7 +404,7 @@ const CIRCLECI: Preset = Preset {
 };
 
 /// `https://oidc.circleci.com/org/<org-uuid>` with a lower-case UUID. The bare
-/// `https://oidc.circleci.com` (ref §3, an open item in ref §17) is refused: it is unverified and
+/// `https://oidc.circleci.com` (ref §3; not confirmed for custom-`aud` tokens) is refused: it is unverified and
 /// would not pin the organisation.
 fn check_circleci_issuer(iss: &str) -> Result<(), String> {
     parse_https(iss)?;
@@ -453,7 +474,7 @@ const BITBUCKET_PREFIX: &str = "https://api.bitbucket.org/2.0/workspaces/";
 const BITBUCKET_SUFFIX: &str = "/pipelines-config/identity/oidc";
 
 /// Bitbucket Pipelines (ref §5). One issuer per workspace, keyed by the mutable workspace slug,
-/// so there is no default. RS256. The lifetime is not documented (ref §5, §17: verify).
+/// so there is no default. RS256. The lifetime is not documented (ref §5: verify).
 const BITBUCKET: Preset = Preset {
     name: "bitbucket",
     display_name: "Bitbucket Pipelines",
@@ -472,7 +493,7 @@ const BITBUCKET: Preset = Preset {
         "stepUuid",
     ],
     shared_issuer: never_shared,
-    // The slug in the issuer is mutable: pin `workspaceUuid` (ref §5, §14 #15).
+    // The slug in the issuer is mutable: pin `workspaceUuid` (ref §5).
     org_pin_claims: &["workspaceUuid", "repositoryUuid"],
     max_lifetime_seconds: None,
     check_claims: no_extra_checks,
@@ -526,7 +547,7 @@ const AZURE_DEVOPS: Preset = Preset {
     algorithms: RS256_ONLY,
     // Service-connection tokens (same issuer) carry only standard claims, so the pipeline claims
     // (`org_id`, `prj_id`, `def_id`, ...) are not required. `jti` is required: with a fixed `aud`
-    // it is the only replay handle (ref rule 6, §15).
+    // it is the only replay handle (ref §6).
     required_claims: &["sub", "jti", "iat"],
     shared_issuer: never_shared,
     org_pin_claims: &["org_id", "prj_id"],
@@ -563,7 +584,7 @@ const GOOGLE_CLOUD_BUILD: Preset = Preset {
     algorithms: RS256_ONLY,
     required_claims: &["sub", "iat"],
     shared_issuer: google_shared_issuer,
-    // `sub` here is the service account's stable unique ID, the pin ref §7 and §15 ask for.
+    // `sub` here is the service account's stable unique ID, the stable pin ref §7 names.
     org_pin_claims: &["sub", "email", "azp"],
     max_lifetime_seconds: Some(3600),
     check_claims: no_extra_checks,
@@ -585,7 +606,7 @@ fn google_shared_issuer(iss: &str) -> bool {
 /// Jenkins with the oidc-provider plugin (ref §8). The issuer is the instance's (`<root>/oidc`),
 /// a folder's (`<root>/job/<f>/oidc`) or an admin-chosen static URL. RS256 (RSA-2048),
 /// `exp = iat + 3600` by default, no `nbf`, no `jti`; `aud` only when the credential sets one
-/// (the core requires it, as ref §15 asks).
+/// (the core requires it).
 const JENKINS: Preset = Preset {
     name: "jenkins",
     display_name: "Jenkins (oidc-provider plugin)",
@@ -665,7 +686,8 @@ fn terraform_jwks_uri(iss: &str) -> Option<String> {
     Some(format!("{iss}/.well-known/jwks"))
 }
 
-/// app.terraform.io is one global issuer (ref §14 #5); a TFE host is yours.
+/// app.terraform.io is one global issuer (ref §9; recycled names: Astrix "Sub:jugation"); a TFE
+/// host is yours.
 fn terraform_shared_issuer(iss: &str) -> bool {
     iss == TERRAFORM_CLOUD_ISSUER
 }
@@ -673,7 +695,7 @@ fn terraform_shared_issuer(iss: &str) -> bool {
 const CODEFRESH_ISSUER: &str = "https://oidc.codefresh.io";
 
 /// Codefresh (ref §10). One issuer for every account. The signing algorithm is not stated in the
-/// reference ("expect RS256", verify): an allow-list that is wrong fails closed. Tokens expire
+/// docs (RS256 expected, verify): an allow-list that is wrong fails closed. Tokens expire
 /// after 5 minutes per the docs (a TTL setting was added later). JWKS via discovery.
 const CODEFRESH: Preset = Preset {
     name: "codefresh",
@@ -714,7 +736,7 @@ pub const JWT_SVID_ALGORITHMS: &[Algorithm] = &[
 
 /// SPIFFE JWT-SVIDs (ref §11). The spec defines no `iss` and SPIRE sets one only with
 /// `jwt_issuer`, but Gateward needs an issuer to find keys, so the config must give one. The
-/// default allow-list is SPIRE's default ES256 (ref §15); SPIRE's default lifetime is 5 minutes.
+/// default allow-list is SPIRE's default ES256 (ref §11); SPIRE's default lifetime is 5 minutes.
 const SPIFFE: Preset = Preset {
     name: "spiffe",
     display_name: "SPIFFE JWT-SVID",
@@ -733,8 +755,8 @@ const SPIFFE: Preset = Preset {
 };
 
 /// JWT-SVID claim rules (ref §11): `sub` is a workload SPIFFE ID, `aud` is present and holds
-/// exactly one audience (multi-audience tokens can be replayed between audiences; ref §15 makes a
-/// single `aud` a required pin), `exp` is present.
+/// exactly one audience (multi-audience tokens can be replayed between audiences, so a
+/// single `aud` is required), `exp` is present.
 fn check_spiffe_claims(claims: &Map<String, Value>) -> Result<(), String> {
     match claims.get("sub") {
         Some(Value::String(sub)) => {
@@ -786,7 +808,7 @@ fn check_spiffe_claims(claims: &Map<String, Value>) -> Result<(), String> {
     }
 }
 
-/// A SPIFFE ID split into its parts (SPIFFE-ID.md §2).
+/// A SPIFFE ID split into its parts (spiffe/spiffe `standards/SPIFFE-ID.md` §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpiffeId<'a> {
     /// The trust domain, e.g. `prod.acme.example`.

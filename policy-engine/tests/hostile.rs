@@ -1,5 +1,5 @@
-//! The malicious-token checklist (`../shared/reference/test-vectors-and-performance.md` §A3)
-//! through the gate: every case is refused with the right code, none panics, none is allowed.
+//! The malicious-token checklist (see `gateward_devkit::hostile` for its public sources) through
+//! the gate: every case is refused with the right code, none panics, none is allowed.
 //! The cases live in `gateward_devkit::hostile`, which the Envoy filter's and the OpenBao
 //! method's tests run too.
 #![allow(clippy::unwrap_used, clippy::panic)]

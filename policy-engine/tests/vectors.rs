@@ -1,14 +1,16 @@
 //! Third-party test vectors fed through Gateward's own verification path (`keys`, `jws`,
 //! `verify`), never through the crypto crates directly.
 //!
-//! Sources (read from the shared reference folder, `/work/shared/vectors`, which sits next to the
-//! workspace root; CI always has it, and a missing folder FAILS these tests):
+//! Sources (copied into `testdata/` at the workspace root; `testdata/MANIFEST.md` names each
+//! file's upstream, version, license and SHA-256, and a missing file FAILS these tests):
 //! - Project Wycheproof, C2SP/wycheproof@dac1dd4729fd1f8dd9e1e9f3dce51d783da6c166,
 //!   `testvectors_v1/` (Apache-2.0): RSASSA-PKCS1-v1_5, RSASSA-PSS, ECDSA (P1363), Ed25519, and
 //!   the JWS / JWK files.
 //! - RFC 7520 (JOSE Cookbook), ietf-jose/cookbook@13692b68bfc18b99557a5b1ed311fd5077bfff04
 //!   (Unlicense), including the RFC 8037 Ed25519 example.
 //! - RFC 7515 Appendix A and RFC 8037 Appendix A.4, transcribed as `rfc-jose/*.json`.
+//! - `extra_nonjws_params/`: Wycheproof `testvectors_v1/` files whose parameters RFC 7518 does
+//!   not allow for JWS.
 //!
 //! Two paths are exercised for compact JWS vectors:
 //! - the JWT path: `jws::parse` (which demands a JSON-object payload, as a JWT gate must),
@@ -35,8 +37,8 @@ use policy_engine::verify::verify_signature;
 use policy_engine::{b64, json};
 use serde_json::{json, Map, Value};
 
-/// `/work/main/policy-engine/../../shared/vectors` = `/work/shared/vectors`.
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
+/// The repository's third-party test data (`<workspace>/testdata`).
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata");
 
 /// The token size limit used throughout (the brief's `1 << 20`).
 const MAX_TOKEN: usize = 1 << 20;
@@ -49,14 +51,13 @@ fn vector_path(rel: &str) -> PathBuf {
     PathBuf::from(VECTORS).join(rel)
 }
 
-/// Reads a vector file; a missing shared folder is a test FAILURE with a clear message.
+/// Reads a vector file; a missing file is a test FAILURE with a clear message.
 fn load(rel: &str) -> Value {
     let path = vector_path(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read test vector file {} ({e}). The shared vector folder must exist at \
-             <workspace>/../shared/vectors (i.e. /work/shared/vectors); CI always provides it, \
-             so these tests fail rather than pass silently without it.",
+            "cannot read test vector file {} ({e}): the file is listed in testdata/MANIFEST.md \
+             and must be in the repository; these tests fail rather than pass without it.",
             path.display()
         )
     });
@@ -319,7 +320,7 @@ fn group_key(rel: &str, gi: usize, alg: Algorithm, group: &Value) -> Result<Publ
             }
             Err(e) => Err(e),
         },
-        // tcId 253-262 of the ECDSA P1363 files have no JWK (see the reference's "known quirks").
+        // tcId 253-262 of the ECDSA P1363 files have no JWK (their groups lack `publicKeyJwk`).
         None => from_fields.clone(),
     };
     assert_eq!(
@@ -1195,20 +1196,74 @@ fn rfc7520_cookbook() {
     assert_signature_ok_but_not_a_jwt("RFC8037-A.4 (cookbook)", &compact, &key, Algorithm::EdDSA);
 }
 
-/// The vectors must be where the tests say; this fails loudly (not silently) without them.
+/// `testdata/MANIFEST.md` cannot drift: every file it lists exists with the SHA-256 it states,
+/// and every file under `testdata/` is listed.
 #[test]
-fn shared_vectors_are_present() {
-    for rel in [
-        "wycheproof/MANIFEST.md",
-        "wycheproof/testvectors_v1",
-        "jose-cookbook/jws",
-        "rfc-jose/rfc7515_rfc8037_examples.json",
-    ] {
-        let path = vector_path(rel);
+fn testdata_manifest_matches_the_files() {
+    use sha2::{Digest, Sha256};
+
+    let manifest_path = vector_path("MANIFEST.md");
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
+    let mut listed = BTreeMap::new();
+    for (n, line) in manifest.lines().enumerate() {
+        // Data rows: `| `<path>` | upstream | version | license | `<sha256>` |`.
+        if !line.starts_with("| `") {
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert_eq!(
+            cells.len(),
+            7,
+            "MANIFEST.md line {}: 5 columns expected",
+            n + 1
+        );
+        let file = cells[1].trim_matches('`');
+        let sha = cells[5].trim_matches('`');
         assert!(
-            path.exists(),
-            "{} is missing: the shared vector folder (<workspace>/../shared/vectors) is required",
-            path.display()
+            sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+            "MANIFEST.md line {}: {sha:?} is not a SHA-256",
+            n + 1
+        );
+        assert!(
+            listed.insert(file.to_string(), sha.to_string()).is_none(),
+            "MANIFEST.md lists {file} twice"
         );
     }
+    assert!(!listed.is_empty(), "MANIFEST.md lists no files");
+    for (file, sha) in &listed {
+        let bytes = std::fs::read(vector_path(file))
+            .unwrap_or_else(|e| panic!("testdata/{file} (listed in MANIFEST.md): {e}"));
+        let actual: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            &actual, sha,
+            "testdata/{file}: SHA-256 differs from MANIFEST.md"
+        );
+    }
+
+    let mut on_disk = BTreeSet::new();
+    let mut dirs = vec![PathBuf::from(VECTORS)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path.strip_prefix(VECTORS).unwrap();
+                on_disk.insert(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    on_disk.remove("MANIFEST.md");
+    let unlisted: Vec<_> = on_disk
+        .iter()
+        .filter(|f| !listed.contains_key(*f))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "files under testdata/ missing from MANIFEST.md: {unlisted:?}"
+    );
 }

@@ -1344,7 +1344,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         configure,
         memory,
         memory_cache_misses,
-        commands,
+        commands: commands
+            .iter()
+            .map(|c| report::relative_paths(c, &root, &devenvoy::cargo_target_dir()))
+            .collect(),
         checks,
         cache_notes,
         wall_seconds: wall.elapsed().as_secs_f64(),

@@ -23,14 +23,14 @@ const FILES: [(&str, &str); 10] = [
 #[test]
 fn envoy_boringssl_and_pure_rust_agree_on_every_wycheproof_rsa_vector() {
     let root = envoy::workspace_root();
-    let vectors = root.join("../shared/vectors/wycheproof/testvectors_v1");
+    let vectors = root.join("testdata/wycheproof/testvectors_v1");
     let mut groups = Vec::new();
     // Case id → (file, Wycheproof's verdict); ids are renumbered to be unique across files.
     let mut expected: BTreeMap<u64, (String, String)> = BTreeMap::new();
     let mut next_id = 0u64;
     for (file, alg) in FILES {
         let text = std::fs::read_to_string(vectors.join(file)).unwrap_or_else(|e| {
-            panic!("{file}: {e} (the shared vectors must sit beside the repo)")
+            panic!("testdata/wycheproof/testvectors_v1/{file}: {e} (see testdata/MANIFEST.md)")
         });
         let doc: Value = serde_json::from_str(&text).unwrap();
         for group in doc["testGroups"].as_array().unwrap() {

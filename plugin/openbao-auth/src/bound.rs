@@ -1,6 +1,8 @@
 //! `bound_claims`, `bound_subject` and `claim_mappings` with the semantics of OpenBao's built-in
-//! `jwt` auth method (`internal/builtin/credential/jwt/claims.go`; reference:
-//! openbao-jwt-auth-and-plugins.md §2.3), so a role migrates without changing meaning:
+//! `jwt` auth method (OpenBao's `internal/builtin/credential/jwt/claims.go`,
+//! <https://github.com/openbao/openbao/blob/main/internal/builtin/credential/jwt/claims.go>; the
+//! role parameters are documented at <https://openbao.org/api-docs/auth/jwt/>), so a role migrates
+//! without changing meaning:
 //!
 //! - AND across keys; for each key, OR across the expected values; a list-valued claim matches
 //!   when any element matches any expected value.
@@ -290,7 +292,8 @@ pub fn parity_baseline() -> Map<String, Value> {
 }
 
 /// The bound-claims parity table (see the module docs). Outcomes are those observed on
-/// OpenBao 2.7.2's built-in `jwt` method (reference §1.4) or read from its source.
+/// OpenBao 2.7.2's built-in `jwt` method or read from its source (`claims.go`); the OpenBao
+/// plugin's e2e test `bound_claims_match_the_builtin_jwt_method` replays them on a real `bao`.
 pub fn parity_cases() -> Vec<ParityCase> {
     // Kept as JSON so the same file drives the transport's parity test against a real `bao`.
     parity_doc().map(|d| d.cases).unwrap_or_default()

@@ -1,5 +1,6 @@
-//! Glob matching with the semantics of `github.com/ryanuber/go-glob` v1.0.0, which OpenBao's `jwt`
-//! method uses for `bound_claims_type = "glob"` (reference: openbao-jwt-auth-and-plugins.md §2.3):
+//! Glob matching with the semantics of `github.com/ryanuber/go-glob` v1.0.0
+//! (<https://github.com/ryanuber/go-glob/blob/v1.0.0/glob.go>), which OpenBao's `jwt` method uses
+//! for `bound_claims_type = "glob"` (`internal/builtin/credential/jwt/claims.go`):
 //! only `*` is special (any run of characters, including none and `/`); `?` and `[` are literal;
 //! there is no escaping; matching is anchored and case-sensitive. The parts between stars are
 //! found left to right, each at its first occurrence after the previous one, and the last one

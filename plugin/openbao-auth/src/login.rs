@@ -1,6 +1,7 @@
 //! `login` (update, alias-lookahead, resolve-role) and token renewal.
 //!
-//! The pipeline follows the built-in `jwt` method's order (reference §2.1) where the steps
+//! The pipeline follows the built-in `jwt` method's order (OpenBao's
+//! `internal/builtin/credential/jwt/path_login.go`, `pathLogin`) where the steps
 //! overlap: role → token present → `token_bound_cidrs` → verification (the core: route by `iss`,
 //! keys, signature, `alg`, audience, times, required claims) → `bound_subject` →
 //! `bound_audiences` → `user_claim` → `claim_mappings` → `bound_claims` → then the role's Rego

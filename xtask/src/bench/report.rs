@@ -1,6 +1,7 @@
 //! BENCHMARKS.md and the SVG chart, from a run's numbers (no plotting dependency).
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use super::{Results, Row, CONNECTIONS, RATE};
 
@@ -528,7 +529,7 @@ pub fn markdown(r: &Results, svg: &str) -> String {
     let _ = writeln!(w, "\n## Commands\n");
     let _ = writeln!(
         w,
-        "```sh\ncargo xtask bench {}   # {}\n```\n\nWhat it ran (paths under the target directory; the fixed-rate generator is `cargo xtask bench` itself, re-run as a child to pin it):\n\n```sh",
+        "```sh\ncargo xtask bench {}   # {}\n```\n\nWhat it ran (paths relative to the workspace root; the fixed-rate generator is `cargo xtask bench` itself, re-run as a child to pin it):\n\n```sh",
         r.args,
         r.opts_desc
     );
@@ -537,6 +538,20 @@ pub fn markdown(r: &Results, svg: &str) -> String {
     }
     let _ = writeln!(w, "```");
     md
+}
+
+/// `command` with its paths relative to the workspace `root` (`target/…`, `.tools/…`), and the
+/// cargo `target` directory as `$CARGO_TARGET_DIR` when it lies outside the root, so the report
+/// names no directory of the machine it ran on.
+pub fn relative_paths(command: &str, root: &Path, target: &Path) -> String {
+    let root = format!("{}/", root.display());
+    let target = target.display().to_string();
+    let command = if target.starts_with(&root) {
+        command.to_string()
+    } else {
+        command.replace(&format!("{target}/"), "$CARGO_TARGET_DIR/")
+    };
+    command.replace(&root, "")
 }
 
 /// Per-request cost over no auth: 1/throughput − 1/throughput without auth, in µs. Both run
@@ -809,6 +824,31 @@ pub fn svg(r: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_name_paths_relative_to_the_workspace() {
+        let envoy = "taskset -c 0 /w/main/.tools/python/envoy/_bin/envoy -c /w/main/target/gateward-bench/no-auth/envoy.yaml --log-level info > /w/main/target/gateward-bench/no-auth/envoy.log 2>&1";
+        assert_eq!(
+            relative_paths(envoy, Path::new("/w/main"), Path::new("/w/main/target")),
+            "taskset -c 0 .tools/python/envoy/_bin/envoy -c target/gateward-bench/no-auth/envoy.yaml --log-level info > target/gateward-bench/no-auth/envoy.log 2>&1"
+        );
+        // A target directory elsewhere (CARGO_TARGET_DIR) is named by the variable; system
+        // binaries keep their path.
+        let wrk = "/usr/bin/wrk -s /w/main/envoy-config/bench/wrk.lua http://127.0.0.1:1/deploy -- /w/t/gateward-bench/tokens-hot.txt 0";
+        assert_eq!(
+            relative_paths(wrk, Path::new("/w/main"), Path::new("/w/t")),
+            "/usr/bin/wrk -s envoy-config/bench/wrk.lua http://127.0.0.1:1/deploy -- $CARGO_TARGET_DIR/gateward-bench/tokens-hot.txt 0"
+        );
+        // A sibling directory whose name starts like the root's is not the root.
+        assert_eq!(
+            relative_paths(
+                "/w/main2/x /w/main/y",
+                Path::new("/w/main"),
+                Path::new("/w/main/target")
+            ),
+            "/w/main2/x y"
+        );
+    }
 
     #[test]
     fn paired_figures_cancel_a_drifting_machine() {
