@@ -256,8 +256,6 @@ pub struct Config {
     pub policy: Option<PolicyConfig>,
     /// Claims copied to upstream headers.
     pub claims_to_headers: Vec<ClaimHeader>,
-    /// Joins array claims in headers.
-    pub claims_header_separator: String,
     /// Pass the token upstream (default: removed).
     pub forward_token: bool,
     /// `enforce` or `report`.
@@ -312,7 +310,6 @@ impl Default for Config {
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             policy: None,
             claims_to_headers: Vec::new(),
-            claims_header_separator: String::from(","),
             forward_token: false,
             mode: Mode::Enforce,
             realm: String::from("gateward"),
@@ -330,7 +327,6 @@ pub const FIELDS: &[&str] = &[
     "max_token_bytes",
     "policy",
     "claims_to_headers",
-    "claims_header_separator",
     "forward_token",
     "mode",
     "realm",
@@ -361,11 +357,11 @@ impl Config {
                     config.claims_to_headers = list(value, "claims_to_headers", &mut errors)
                 }
                 "max_token_bytes" => field(value, &key, &mut errors, &mut config.max_token_bytes),
-                "claims_header_separator" => field(
-                    value,
-                    &key,
-                    &mut errors,
-                    &mut config.claims_header_separator,
+                // Gone with comma-joined arrays, which a comma inside an item made ambiguous.
+                "claims_header_separator" => errors.push(
+                    key.clone(),
+                    "no longer supported: array claims are sent as an RFC 8941 List \
+                     (docs/config.md, claims_to_headers)",
                 ),
                 "forward_token" => field(value, &key, &mut errors, &mut config.forward_token),
                 "mode" => field(value, &key, &mut errors, &mut config.mode),

@@ -119,7 +119,6 @@ pub struct Gate {
     /// The claim headers then the declared policy headers, lower-case, once each: what every
     /// request that goes upstream loses before the decision's own headers are set.
     identity_headers: Vec<String>,
-    separator: String,
     forward_token: bool,
     mode: Mode,
     realm: String,
@@ -194,7 +193,6 @@ impl Gate {
             claims_to_headers: config.claims_to_headers.clone(),
             identity_headers: identity_headers(config, policy_headers.as_deref()),
             policy_headers,
-            separator: config.claims_header_separator.clone(),
             forward_token: config.forward_token,
             mode: config.mode,
             realm: config.realm.clone(),
@@ -624,24 +622,11 @@ impl Gate {
     }
 
     fn claim_headers(&self, claims: &Map<String, Value>) -> Vec<(String, String)> {
-        let scalar = |v: &Value| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        };
         self.claims_to_headers
             .iter()
             .filter_map(|c| {
-                let value = match claims.get(&c.claim)? {
-                    Value::Array(items) => {
-                        let parts: Option<Vec<String>> = items.iter().map(scalar).collect();
-                        parts?.join(&self.separator)
-                    }
-                    v => scalar(v)?,
-                };
-                // A claim that would break the header is dropped rather than mangled.
-                headers::valid_value(&value).then(|| (c.header.to_ascii_lowercase(), value))
+                let value = headers::claim_value(claims.get(&c.claim)?)?;
+                Some((c.header.to_ascii_lowercase(), value))
             })
             .collect()
     }
@@ -1228,12 +1213,6 @@ fn validate_requests(config: &Config, errors: &mut ConfigErrors) {
             earlier,
             format!("claims_to_headers[{i}].header"),
             errors,
-        );
-    }
-    if !headers::valid_value(&config.claims_header_separator) {
-        errors.push(
-            "claims_header_separator",
-            "must not contain control characters",
         );
     }
     if config.realm.is_empty()

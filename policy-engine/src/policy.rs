@@ -13,10 +13,8 @@ use core::time::Duration;
 use regorus::languages::rego::compiler::Compiler;
 #[cfg(feature = "std")]
 use regorus::rvm::{Program, RegoVM};
-use regorus::utils::limits::{
-    fallback_execution_timer_config, set_fallback_execution_timer_config, ExecutionTimerConfig,
-};
-use regorus::{CompiledPolicy, Engine, Value};
+use regorus::utils::limits::ExecutionTimerConfig;
+use regorus::{Engine, Value};
 use serde_json::Value as Json;
 
 /// The default entrypoint.
@@ -60,7 +58,9 @@ pub enum Evaluator {
 /// A compiled policy, ready to evaluate.
 #[derive(Clone)]
 pub struct Policy {
-    compiled: CompiledPolicy,
+    /// The engine the policy was compiled on, prepared (modules analysed, `data` loaded) and
+    /// carrying the evaluation budget: each interpreter evaluation runs on a clone of it.
+    engine: Engine,
     /// The RVM program, when the RVM compiler accepted the policy.
     #[cfg(feature = "std")]
     vm: Option<Vm>,
@@ -73,7 +73,8 @@ pub struct Policy {
     /// What of the input the modules can read.
     reads: InputUse,
     data: Option<Json>,
-    /// The evaluation budget, enforced by regorus's cooperative execution timer.
+    /// The evaluation budget, enforced by regorus's cooperative execution timer: set on
+    /// [`Policy::engine`] and on each RVM machine, never process-wide.
     time_limit: Option<ExecutionTimerConfig>,
 }
 
@@ -131,6 +132,8 @@ impl Policy {
             )]);
         }
         let rule: regorus::Rc<str> = entrypoint.into();
+        // Compiling checks the entrypoint and leaves `engine` prepared for evaluation.
+        #[cfg_attr(not(feature = "std"), allow(unused_variables))]
         let compiled = engine
             .compile_with_entrypoint(&rule)
             .map_err(|e| alloc::vec![format!("compiling for entrypoint {entrypoint}: {e}")])?;
@@ -154,8 +157,10 @@ impl Policy {
                 None
             }
         };
+        let time_limit = time_limit(Some(Duration::from_millis(DEFAULT_MAX_EVALUATION_MS)));
+        set_budget(&mut engine, time_limit);
         Ok(Policy {
-            compiled,
+            engine,
             #[cfg(feature = "std")]
             vm,
             #[cfg(feature = "std")]
@@ -166,7 +171,7 @@ impl Policy {
             reads: modules
                 .iter()
                 .fold(InputUse::default(), |u, m| u.union(scan(&m.text))),
-            time_limit: time_limit(Some(Duration::from_millis(DEFAULT_MAX_EVALUATION_MS))),
+            time_limit,
         })
     }
 
@@ -175,6 +180,7 @@ impl Policy {
     /// JavaScript build), the budget is not enforced. One builtin call is not interrupted.
     pub fn with_time_limit(mut self, limit: Option<Duration>) -> Policy {
         self.time_limit = time_limit(limit);
+        set_budget(&mut self.engine, self.time_limit);
         self
     }
 
@@ -247,20 +253,14 @@ impl Policy {
                 .run(input, self.time_limit)
                 .map_err(|e| self.describe_failure(e));
         }
-        // A compiled policy's evaluation reads regorus's process-wide timer configuration:
-        // set this policy's budget for the call and put the previous one back, so nothing else
-        // in the process (a `gateward test` run, another host's engine) inherits it. Hosts
-        // evaluate one policy at a time per VM (Envoy's workers are separate VMs); threads of a
-        // native host share the setting, which is why every Gateward policy sets it.
-        let previous = fallback_execution_timer_config();
-        if previous != self.time_limit {
-            set_fallback_execution_timer_config(self.time_limit);
-        }
-        let result = self.compiled.eval_with_input(input);
-        if previous != self.time_limit {
-            set_fallback_execution_timer_config(previous);
-        }
-        result.map_err(|e| self.describe_failure(e.to_string()))
+        // The budget belongs to the engine that evaluates (a clone of the prepared one), not to
+        // regorus's process-wide fallback: evaluations on several threads at once (the OpenBao
+        // plugin's runtime, a native host) each run under their own policy's limit.
+        let mut engine = self.engine.clone();
+        engine.set_input(input);
+        engine
+            .eval_rule(self.entrypoint.clone())
+            .map_err(|e| self.describe_failure(e.to_string()))
     }
 
     /// An evaluation error as the deny reason: a budget overrun names the setting.
@@ -354,6 +354,15 @@ impl Vm {
 
 /// How many evaluation steps regorus takes between two clock reads.
 const CHECK_INTERVAL: NonZeroU32 = NonZeroU32::MIN.saturating_add(63);
+
+/// Puts `limit` on `engine`. `None` clears the engine's own limit; regorus then falls back to its
+/// process-wide setting, which Gateward never sets (unbounded unless the embedding host sets it).
+fn set_budget(engine: &mut Engine, limit: Option<ExecutionTimerConfig>) {
+    match limit {
+        Some(limit) => engine.set_execution_timer_config(limit),
+        None => engine.clear_execution_timer_config(),
+    }
+}
 
 fn time_limit(limit: Option<Duration>) -> Option<ExecutionTimerConfig> {
     limit.map(|limit| ExecutionTimerConfig {

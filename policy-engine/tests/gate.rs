@@ -104,6 +104,51 @@ fn allowed_deploy_gets_claim_and_policy_headers_and_token_stripped() {
 }
 
 #[test]
+fn array_claims_reach_headers_as_rfc_8941_lists_that_keep_items_apart() {
+    let g = gate(json!({"claims_to_headers": [{"claim": "groups", "header": "X-CI-Groups"}]}));
+    let header = |groups: Value| {
+        let t = token_with(&fixtures::rsa_a(), "a", |c| c["groups"] = groups);
+        let d = check(
+            &g,
+            "POST",
+            "/deploy",
+            &[("authorization", &bearer(&t)), ("x-ci-groups", "forged")],
+        );
+        let Decision::Allow(a) = d else {
+            panic!("{d:?}")
+        };
+        // Set or not, the client's copy is removed.
+        assert!(a.remove_headers.contains(&"x-ci-groups".into()));
+        let mut set = a.headers.into_iter().filter(|(k, _)| k == "x-ci-groups");
+        let value = set.next().map(|(_, v)| v);
+        assert_eq!(set.next(), None);
+        value
+    };
+    // A comma inside a branch name no longer reads as two items.
+    assert_eq!(header(json!(["a,b"])).as_deref(), Some(r#""a,b""#));
+    assert_eq!(header(json!(["a", "b"])).as_deref(), Some(r#""a", "b""#));
+    assert_eq!(
+        header(json!([r#"x" , "admin"#, r"\"])).as_deref(),
+        Some(r#""x\" , \"admin", "\\""#)
+    );
+    assert_eq!(header(json!([7, true])).as_deref(), Some("7, ?1"));
+    // No exact form: no header, never a partial list.
+    assert_eq!(header(json!(["dev", "caf\u{e9}"])), None);
+    assert_eq!(header(json!([])), None);
+    // A string claim is sent as it is.
+    assert_eq!(header(json!("a,b")).as_deref(), Some("a,b"));
+
+    // The old separator setting is refused, naming why.
+    let e = Gate::from_json(&config(json!({"claims_header_separator": ";"})).to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("claims_header_separator") && e.contains("RFC 8941"),
+        "{e}"
+    );
+}
+
+#[test]
 fn es256_key_in_the_same_set_works() {
     let g = gate(json!({"issuers": [{
         "name": "github", "preset": "github-actions", "audiences": [AUD], "algorithms": ["RS256", "ES256"],
@@ -283,6 +328,107 @@ decision := true
         .to_string();
         assert!(e.contains("policy.max_evaluation_ms"), "{e}");
     }
+}
+
+/// n² iterations of a comprehension: `n` = 1500 takes half a minute unbounded in a debug build.
+const COSTLY: &str = r#"
+package gateward
+import rego.v1
+decision if {
+    count([x | some i in numbers.range(1, input.n); some j in numbers.range(1, input.n); x := i + j]) > 0
+}
+"#;
+
+#[test]
+fn concurrent_evaluations_each_run_under_their_own_budget() {
+    use policy_engine::policy::{Evaluator, Module, Policy};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, Instant};
+
+    let module = [Module {
+        name: "costly.rego".into(),
+        text: COSTLY.into(),
+    }];
+    let policy = |limit: Option<u64>, evaluator: Evaluator| {
+        let p = Policy::compile(&module, None, "data.gateward.decision")
+            .unwrap()
+            .with_time_limit(limit.map(Duration::from_millis))
+            .with_evaluator(evaluator);
+        assert_eq!(p.evaluator(), evaluator);
+        p
+    };
+    use Evaluator::{Compiled as Rvm, Interpreter};
+    // (budget ms, evaluator, n, evaluations). Over budget: 20 ms on each evaluator, and 400 ms,
+    // which the 20 ms ones must not cut short. Within budget: unbounded evaluations that take
+    // far more than 20 ms; and, until the others are done, streams of cheap ones (unbounded and
+    // 10 s) whose starts and ends interleave with everything else's.
+    let over = [
+        (20, Interpreter, 1500, 5),
+        (20, Rvm, 1500, 5),
+        (400, Interpreter, 1500, 2),
+    ];
+    let within = [(None, Interpreter, 120, 3), (None, Rvm, 200, 3)];
+    let cheap = [None, Some(10_000)];
+
+    let threads = over.len() + within.len() + cheap.len();
+    let start = Arc::new(Barrier::new(threads));
+    let done = Arc::new(AtomicBool::new(false));
+    let evaluate = |p: &Policy, n: u32| {
+        let began = Instant::now();
+        let result = p.evaluate(regorus::Value::from(json!({"n": n})));
+        (result, began.elapsed())
+    };
+    std::thread::scope(|scope| {
+        let mut bounded = Vec::new();
+        for (ms, evaluator, n, times) in over {
+            let (p, start) = (policy(Some(ms), evaluator), Arc::clone(&start));
+            bounded.push(scope.spawn(move || {
+                start.wait();
+                for _ in 0..times {
+                    let (result, took) = evaluate(&p, n);
+                    let e = result.expect_err("over its budget");
+                    let what = format!("{evaluator:?}, {ms} ms, after {took:?}: {e}");
+                    assert!(e.contains(&format!("time limit of {ms} ms")), "{what}");
+                    // Stopped by its own budget: not before it, not long after it.
+                    assert!(took >= Duration::from_millis(ms), "{what}");
+                    assert!(took < Duration::from_secs(5), "{what}");
+                }
+            }));
+        }
+        for (ms, evaluator, n, times) in within {
+            let (p, start) = (policy(ms, evaluator), Arc::clone(&start));
+            bounded.push(scope.spawn(move || {
+                start.wait();
+                for _ in 0..times {
+                    let (result, took) = evaluate(&p, n);
+                    let what = format!("{evaluator:?}, unbounded, after {took:?}");
+                    assert!(result.expect(&what).allow, "{what}");
+                }
+            }));
+        }
+        let mut streams = Vec::new();
+        for ms in cheap {
+            let (p, start, done) = (policy(ms, Interpreter), Arc::clone(&start), &done);
+            streams.push(scope.spawn(move || {
+                start.wait();
+                let mut count = 0;
+                while count < 20 || !done.load(Ordering::Relaxed) {
+                    let (result, took) = evaluate(&p, 3);
+                    assert!(result.expect("a cheap evaluation").allow, "{took:?}");
+                    count += 1;
+                }
+                count
+            }));
+        }
+        for t in bounded {
+            t.join().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        for t in streams {
+            assert!(t.join().unwrap() >= 20);
+        }
+    });
 }
 
 #[test]
