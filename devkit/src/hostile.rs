@@ -349,7 +349,76 @@ pub fn signature_attacks() -> Vec<Case> {
         "high-S ES256",
         bearer(with_signature(&e, &high.to_bytes())),
     ));
+    // RSA signature malleability: `s + n` (same byte length) is a second spelling of a valid
+    // signature; rsa 0.9's PSS verification would take it. The original is allowed, the twin
+    // refused, for PSS and PKCS#1 v1.5 alike.
+    let g_pss = pss_config();
+    for (config, alg, kid) in [(&g_pss, "PS256", "pss"), (&g, "RS256", "rsa")] {
+        let (original, twin) = rsa_twin(&fixtures::rsa_a(), kid, alg, &good_claims());
+        out.push(Case::allowed(
+            config,
+            &format!("{alg} original of an s + n twin"),
+            bearer(original),
+        ));
+        out.extend(deny(
+            config,
+            vec![("RSA s + n twin", bearer(twin), &[SignatureInvalid][..])],
+        ));
+    }
     out
+}
+
+/// [`config`] with a second copy of the RSA key, kid `pss`, pinned to PS256 (allowed too).
+pub fn pss_config() -> Value {
+    let mut g = config(8192);
+    let mut pss = fixtures::rsa_a().public_jwk("pss");
+    pss["alg"] = json!("PS256");
+    g["issuers"][0]["algorithms"] = json!(["RS256", "ES256", "PS256"]);
+    g["issuers"][0]["jwks"]["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(pss);
+    g
+}
+
+/// `s + n` in `signature`'s byte length: an RSA signature plus the key's modulus, both
+/// big-endian; None when the sum needs another byte.
+pub fn plus_modulus(signature: &[u8], modulus: &[u8]) -> Option<Vec<u8>> {
+    let pad = signature.len().checked_sub(modulus.len())?;
+    let mut out = signature.to_vec();
+    let mut carry = 0u16;
+    for i in (0..out.len()).rev() {
+        let m = if i >= pad { modulus[i - pad] } else { 0 };
+        let sum = u16::from(out[i]) + u16::from(m) + carry;
+        out[i] = sum as u8;
+        carry = sum >> 8;
+    }
+    (carry == 0).then_some(out)
+}
+
+/// A token signed by the RSA `key` under `alg` (`RS256`, `PS256`, ...; header kid `kid`) and
+/// its twin with signature `s + n` in the same byte length. Signatures are drawn until one
+/// leaves room for `n` (PSS signatures are randomised; for PKCS#1 v1.5 the `jti` changes per
+/// attempt).
+pub fn rsa_twin(key: &SigningKey, kid: &str, alg: &str, claims: &Value) -> (String, String) {
+    use rsa::traits::PublicKeyParts;
+    let alg = Algorithm::from_name(alg).unwrap();
+    let SigningKey::Rsa(k) = key else {
+        panic!("rsa_twin needs an RSA key, not {}", key.kind());
+    };
+    let n = k.n().to_bytes_be();
+    for attempt in 0..1000 {
+        let mut c = claims.clone();
+        if attempt > 0 {
+            c["jti"] = json!(format!("twin-{attempt}"));
+        }
+        let original = signed(&header(alg.name(), kid), &c, key, alg);
+        if let Some(twin) = plus_modulus(&signature(&original), &n) {
+            let twin = with_signature(&original, &twin);
+            return (original, twin);
+        }
+    }
+    panic!("no {alg} signature left room for s + n in 1000 attempts");
 }
 
 /// The `key_confusion_is_impossible` cases.

@@ -437,10 +437,32 @@ impl Gate {
             ));
         }
         let message = token.signing_input.as_bytes();
-        if !candidates.any(|k| signature_ok(token.alg, &k.key, message, &token.signature)) {
+        // The range check runs here, before `signature_ok`, so that no verifier (ours or the
+        // host's) ever sees an out-of-range RSA signature.
+        let mut out_of_range = None;
+        let verified =
+            candidates.any(
+                |k| match verify::check_rsa_range(&k.key, &token.signature) {
+                    Ok(()) => signature_ok(token.alg, &k.key, message, &token.signature),
+                    Err(e) => {
+                        out_of_range.get_or_insert((k.kid.as_deref(), e));
+                        false
+                    }
+                },
+            );
+        if !verified {
             return Err(deny(
                 DenyCode::SignatureInvalid,
-                String::from("signature does not verify"),
+                match out_of_range {
+                    Some((kid, e)) => format!(
+                        "signature does not verify: {e}, key {}",
+                        kid.map_or_else(
+                            || String::from("(no kid)"),
+                            |k| format!("{:?}", truncate(k, 64))
+                        )
+                    ),
+                    None => String::from("signature does not verify"),
+                },
             ));
         }
         let expires_at = claims::check(&token.claims, &issuer.rules, now)
@@ -1035,7 +1057,14 @@ fn issuer_keys(
                         key,
                     });
                 }
-                Err(e) => errors.push(format!("{at}.pem"), e.to_string()),
+                // The kid too: the configuration's path alone does not say which key it is.
+                Err(e) => errors.push(
+                    format!("{at}.pem"),
+                    match &pk.kid {
+                        Some(kid) => format!("key {kid:?}: {e}"),
+                        None => e.to_string(),
+                    },
+                ),
             }
         }
         // A key copied from the demo into a real issuer's configuration: anyone can sign

@@ -2,8 +2,14 @@
 //!
 //! Mirrors the order of jwt-compact's own validator: the signature length is checked before the
 //! signature is parsed, because some signature parsers panic on a wrong length.
+//!
+//! An RSA signature whose integer is not below the key's modulus is refused here, before any
+//! verifier sees it ([`check_rsa_range`]): rsa 0.9's PSS verification lacks that check, so
+//! `s + n` (same byte length for most moduli) would verify as a second spelling of one token.
 
 use jwt_compact::{Algorithm as JwtAlgorithm, AlgorithmSignature};
+use rsa::traits::PublicKeyParts;
+use rsa::BigUint;
 
 use crate::alg::{Algorithm, Es384};
 use crate::keys::PublicKey;
@@ -15,6 +21,9 @@ pub type SignatureCheck = dyn Fn(Algorithm, &PublicKey, &[u8], &[u8]) -> bool;
 /// Checks `signature` over `message` with `key` under `alg`. False for any mismatch between the
 /// algorithm and the key's family, any malformed signature, and any invalid one.
 pub fn verify_signature(alg: Algorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+    if check_rsa_range(key, signature).is_err() {
+        return false;
+    }
     match (alg, key) {
         (_, PublicKey::Rsa(k)) => alg
             .rsa()
@@ -44,5 +53,28 @@ fn check<A: JwtAlgorithm>(
     match <A::Signature as AlgorithmSignature>::try_from_slice(signature) {
         Ok(sig) => alg.verify_signature(&sig, key, message),
         Err(_) => false,
+    }
+}
+
+/// Why a signature was refused before any verifier saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The RSA signature, read as a big-endian integer, is not below the key's modulus
+    /// (RFC 8017 §8.1.2 / §8.2.2 step 2: "signature representative out of range").
+    #[error("the RSA signature integer is not below the key's modulus (s >= n)")]
+    RsaNotBelowModulus,
+}
+
+/// Refuses an RSA signature whose integer `s` is not below the key's modulus `n`; any other key
+/// passes. Every signature check goes through this first: [`verify_signature`] and
+/// [`crate::Gate::verify_with`], whatever verifier the host supplies (Envoy's BoringSSL).
+/// Without it, `s + n` is a second valid spelling of a PSS signature (rsa 0.9's PSS `verify`
+/// reduces `s` modulo `n`), hence of the token: another cache entry, another fingerprint.
+pub fn check_rsa_range(key: &PublicKey, signature: &[u8]) -> Result<(), SignatureError> {
+    match key {
+        PublicKey::Rsa(k) if BigUint::from_bytes_be(signature) >= *k.n() => {
+            Err(SignatureError::RsaNotBelowModulus)
+        }
+        _ => Ok(()),
     }
 }

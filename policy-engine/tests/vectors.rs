@@ -925,6 +925,7 @@ fn wycheproof_json_web_key() {
         let parsed = match KeySet::from_jwks(&jwks) {
             Ok(s) => format!("ok:{}-usable,{}-skipped", s.keys.len(), s.skipped.len()),
             Err(KeyError::DuplicateKid(_)) => "err:duplicate-kid".to_string(),
+            Err(KeyError::NoUsableKey(why)) if why.contains("ROCA") => "err:roca".to_string(),
             Err(KeyError::NoUsableKey(_)) => "err:no-usable-key".to_string(),
             Err(e) => format!("err:{e}"),
         };
@@ -959,9 +960,10 @@ fn wycheproof_json_web_key() {
                 2, 3, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
             ],
         ),
-        // [jws_rsa_roca_key] NOT refused: the project has no ROCA fingerprint test (see below).
-        ("ok:1-usable,0-skipped", &[7]),
     ]);
+    // [jws_rsa_roca_key] refused: its modulus has the ROCA fingerprint (CVE-2017-15361).
+    let mut expected_keysets = expected_keysets;
+    expected_keysets.insert(7, "err:roca".to_string());
     assert_same_exceptions("json_web_key key sets", &keysets, &expected_keysets);
 
     // Every invalid case is rejected on the JWT path (all payloads are `foo`, and most key sets
@@ -993,17 +995,59 @@ fn wycheproof_json_web_key() {
             ("alg-refused:HS512", &[15]),
         ]),
     );
-    // Known gap, asserted so that a fix is noticed: tcId 7 (rejectsKeyWithRocaVulnerability) is a
-    // genuine RS256 signature by a ROCA-weak (CVE-2017-15361) 2048-bit key. KeySet::from_jwks does
-    // not fingerprint ROCA moduli, so the crypto path accepts it; only the non-JSON payload stops
-    // it on the JWT path.
-    let crypto_invalid_accepted: BTreeSet<u64> = crypto.invalid_accepted.keys().copied().collect();
-    assert_eq!(
-        crypto_invalid_accepted,
-        BTreeSet::from([7]),
-        "crypto path: invalid cases accepted changed: {:?}",
+    // tcId 7 (rejectsKeyWithRocaVulnerability) is a genuine RS256 signature by a ROCA-weak
+    // (CVE-2017-15361) 2048-bit key: KeySet::from_jwks refuses the key, so even the crypto path
+    // (which ignores the non-JSON payload) rejects it.
+    assert!(
+        crypto.invalid_accepted.is_empty(),
+        "crypto path accepted invalid cases: {:?}",
         crypto.invalid_accepted
     );
+}
+
+/// No Wycheproof RSA modulus but the ROCA key's has the ROCA fingerprint: the distinct moduli
+/// of every `rsa_*` file and every RSA JWK in the JSON web files (false-positive check).
+#[test]
+fn wycheproof_rsa_moduli_are_flagged_as_roca_only_when_they_are() {
+    use policy_engine::keys::has_roca_fingerprint;
+    let dir = vector_path("wycheproof/testvectors_v1");
+    let mut moduli: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+    fn walk(v: &Value, found: &mut BTreeMap<Vec<u8>, String>) {
+        match v {
+            Value::Object(m) if m.get("kty") == Some(&json!("RSA")) => {
+                if let Some(n) = m.get("n").and_then(Value::as_str) {
+                    let kid = m.get("kid").and_then(Value::as_str).unwrap_or("");
+                    found.insert(b64::decode(n).unwrap(), kid.to_string());
+                }
+            }
+            Value::Object(m) => m.values().for_each(|v| walk(v, found)),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let rel = format!("wycheproof/testvectors_v1/{name}");
+        if name.starts_with("rsa_") {
+            for group in list(&load(&rel), "testGroups") {
+                let n = hex(text(&group["publicKey"], "modulus"));
+                moduli.insert(n, name.clone());
+            }
+        } else if name.starts_with("json_web_") {
+            walk(&load(&rel), &mut moduli);
+        }
+    }
+    let flagged: Vec<&String> = moduli
+        .iter()
+        .filter(|(n, _)| has_roca_fingerprint(n))
+        .map(|(_, from)| from)
+        .collect();
+    println!(
+        "{} distinct Wycheproof RSA moduli, ROCA-flagged: {flagged:?}",
+        moduli.len()
+    );
+    assert!(moduli.len() >= 20, "only {} moduli", moduli.len());
+    assert_eq!(flagged, ["kid-rsa-roca-sign"]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@
 //!   bypassed CORS preflight), and denies with the core's status and code;
 //! - on an allow, the located token is gone from what the upstream gets, identity headers hold
 //!   the token's own claims (never a client's copy), no header carries CR, LF or NUL, and every
-//!   other header reaches the upstream unchanged;
+//!   other header reaches the upstream unchanged, and the token's RSA signature (the pool holds
+//!   a PS256 token and its `s + n` twin) is below the modulus;
 //! - no token's signature appears in a log line or a local reply.
 //!
 //! A failure is a [`Finding`]: the requests the VM had served, shrunk to the last one alone when
@@ -27,7 +28,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use gateward_devkit::{claims, fixtures, jwks, mint, public_pem, sign_hmac, SigningKey};
+use gateward_devkit::hostile::rsa_twin;
+use gateward_devkit::{claims, fixtures, mint, public_pem, sign_hmac, SigningKey};
 use gateward_host_tests::{Host, LocalReply, Module, Stream, VmId, START_MS};
 use policy_engine::request::percent_decode;
 use policy_engine::{Decision, Gate, Request};
@@ -73,8 +75,12 @@ pub fn config() -> Value {
     json!({
         "issuers": [{
             "name": "github", "preset": "github-actions", "audiences": [AUD],
-            "algorithms": ["RS256", "ES256"],
-            "jwks": jwks(&[("a", &fixtures::rsa_a()), ("e", &fixtures::p256())]),
+            "algorithms": ["RS256", "ES256", "PS256"],
+            "jwks": {"keys": [
+                fixtures::rsa_a().public_jwk("a"),
+                fixtures::p256().public_jwk("e"),
+                pss_jwk(),
+            ]},
         }],
         "token_sources": [
             {"header": "authorization"}, {"header": "x-ci-token", "prefix": ""},
@@ -89,6 +95,30 @@ pub fn config() -> Value {
             .collect::<Vec<_>>(),
         "allow_cors_preflight": true,
     })
+}
+
+/// The RSA key again under kid `p`, pinned to PS256 (for the PSS tokens of the pool).
+fn pss_jwk() -> Value {
+    let mut jwk = fixtures::rsa_a().public_jwk("p");
+    jwk["alg"] = json!("PS256");
+    jwk
+}
+
+/// Whether `token`'s signature, as an integer, is not below the RSA modulus `n` (an `s + n`
+/// twin): such a token must never be allowed.
+fn not_below_modulus(token: &str, n: &[u8]) -> bool {
+    let sig = token
+        .rsplit('.')
+        .next()
+        .and_then(|s| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .ok()
+        })
+        .unwrap_or_default();
+    let sig = &sig[sig.iter().take_while(|b| **b == 0).count()..];
+    let n = &n[n.iter().take_while(|b| **b == 0).count()..];
+    (sig.len(), sig) >= (n.len(), n)
 }
 
 /// One request: method, path (with any query) and headers besides the pseudo-headers.
@@ -187,6 +217,7 @@ pub fn token_pool() -> Vec<String> {
         c
     };
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let pss = rsa_twin(&rsa, "p", "PS256", &good);
     vec![
         signed(&rsa, "a", &good),
         signed(&ec, "e", &good),
@@ -234,6 +265,9 @@ pub fn token_pool() -> Vec<String> {
         signed(&rsa, "z", &good),
         signed(&fixtures::rsa_b(), "a", &good),
         signed(&ec, "a", &good),
+        // PSS: a valid PS256 token and its `s + n` twin (same length, same claims).
+        pss.0,
+        pss.1,
         format!(
             "{}.{}.",
             b64(&json!({"alg": "none", "kid": "a"})),
@@ -513,6 +547,8 @@ pub struct Harness {
     config: String,
     /// The signatures of the pool's tokens (what must never be logged).
     secrets: Vec<String>,
+    /// The RSA key's modulus (big-endian): no allowed token's signature reaches it.
+    modulus: Vec<u8>,
 }
 
 impl Harness {
@@ -534,6 +570,12 @@ impl Harness {
             served: Vec::new(),
             config,
             secrets,
+            modulus: policy_engine::b64::decode(
+                fixtures::rsa_a().public_jwk("a")["n"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+            .unwrap_or_default(),
         }
     }
 
@@ -647,6 +689,9 @@ impl Harness {
                 let located = gate
                     .locate(&req)
                     .map_err(|d| format!("allowed, but the core locates no token: {d:?}"))?;
+                if not_below_modulus(located.token, &self.modulus) {
+                    return Err("ALLOWED a token whose RSA signature is not below n".into());
+                }
                 forwarded(
                     received,
                     &stream.request_headers,
@@ -823,5 +868,40 @@ pub fn run(seed: u64, budget: Budget) -> Stats {
                 return stats;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pool holds a PSS twin (`s + n` of its valid PS256 signature) that the oracle's
+    /// `not_below_modulus` recognises, and the grammar places it. (That the filter refuses it as
+    /// the core does is what every run checks.)
+    #[test]
+    fn the_grammar_places_pss_twins() {
+        let pool = token_pool();
+        let n = policy_engine::b64::decode(
+            fixtures::rsa_a().public_jwk("a")["n"]
+                .as_str()
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        let twins: Vec<&String> = pool.iter().filter(|t| not_below_modulus(t, &n)).collect();
+        assert_eq!(twins.len(), 1, "the pool holds one PSS twin");
+        let (input, signature) = twins[0].rsplit_once('.').unwrap_or_default();
+        assert!(
+            pool.iter()
+                .any(|t| t.starts_with(input) && !t.ends_with(signature)),
+            "the twin's original is in the pool"
+        );
+        let mut rng = Rng::new(1);
+        let placed = (0..400)
+            .map(|_| generate(&mut rng, &pool))
+            .filter(|c| {
+                c.path.contains(signature) || c.headers.iter().any(|(_, v)| v.contains(signature))
+            })
+            .count();
+        assert!(placed > 0, "400 requests never carried the PSS twin");
     }
 }

@@ -13,3 +13,4 @@ mod faults;
 mod filter;
 mod hostile;
 mod keys;
+mod rsa;
