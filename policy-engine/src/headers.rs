@@ -82,6 +82,7 @@ fn sf_item(item: &Value, out: &mut String) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::claim_value;
+    use alloc::string::String;
     use serde_json::json;
 
     fn header(claim: serde_json::Value) -> Option<String> {
