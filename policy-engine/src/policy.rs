@@ -506,7 +506,6 @@ fn scan(text: &str) -> InputUse {
 }
 
 /// Turns regorus's multi-line compiler report into one line: `module:line:col: problem`.
-#[cfg(feature = "std")]
 /// A parse error as `module:line:col: problem`, then regorus's excerpt of the line with a caret
 /// under the column. regorus's report (`--> module:line:col`, excerpt, `error: problem`) already
 /// names the module, so it is not prefixed again.
@@ -532,6 +531,7 @@ fn describe_parse_error(module: &str, report: &str) -> String {
     }
 }
 
+#[cfg(feature = "std")]
 fn describe_compile_error(report: &str) -> String {
     let location = report
         .lines()
