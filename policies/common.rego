@@ -151,7 +151,7 @@ clean_path(p) if {
 	not contains(p, "//")
 	not contains(p, "\\")
 	not contains(p, ";")
-	not regex.match(`[\x00-\x1f\x7f]`, p)
+	not regex.match(`[[:cntrl:]]`, p)
 	lowered := lower(p)
 	not contains(lowered, "%2e")
 	not contains(lowered, "%2f")
