@@ -138,25 +138,32 @@ issued_within(seconds) if {
 # govern a request; a broader route never widens what a narrower one allows.
 
 # The path is in canonical form: starts with "/", no empty segments except a trailing "/",
-# no "." or ".." segments (also percent-encoded), no encoded "/", "\" or NUL, no "\" or NUL.
-# (String builtins rather than regular expressions: this runs for every route on every request.)
+# no "." or ".." segments (also percent-encoded, or with `;` parameters: "..;x"), no `;` at all,
+# no encoded ".", "/", "\" or control character, no "\" or control character. The gate refuses
+# most of these before the policy runs (`path_ambiguous`, docs/policies.md); `;` is refused here
+# too because Tomcat, Jetty and Spring strip `;parameters` from every segment, so
+# "/deploy/payments;x" would otherwise match a broader route than the one the upstream serves.
+# (String builtins rather than regular expressions where they do: this runs for every route on
+# every request.)
 clean_path(p) if {
 	is_string(p)
 	startswith(p, "/")
 	not contains(p, "//")
 	not contains(p, "\\")
-	not contains(p, "\u0000")
+	not contains(p, ";")
+	not regex.match(`[[:cntrl:]]`, p)
 	lowered := lower(p)
+	not contains(lowered, "%2e")
 	not contains(lowered, "%2f")
 	not contains(lowered, "%5c")
-	not contains(lowered, "%00")
+	not regex.match(`%(?:[01][0-9a-f]|7f)`, lowered)
 	not _dot_segment(lowered)
 }
 
-# A "." or ".." segment, written plainly or percent-encoded (in a lower-cased path).
+# A "." or ".." segment, also with `;` parameters (defence in depth: `;` is refused above).
 _dot_segment(p) if {
-	some s in split(replace(p, "%2e", "."), "/")
-	s in {".", ".."}
+	some s in split(p, "/")
+	split(s, ";")[0] in {".", ".."}
 }
 
 # The non-empty segments of a clean path: "/a/b/" → ["a", "b"].
@@ -177,7 +184,16 @@ _segments_under(xs, ps) if {
 # The request path's segments when it is clean (a rule: computed once per request).
 _request_segments := segments(input.request.path) if clean_path(input.request.path)
 
+# The method is an upper-case RFC 9110 token, as the gate lets through (`method_invalid`
+# otherwise): `post` would match no POST route but could match a broad "*" one, while Django or
+# Flask upstream serve it as POST.
+valid_method(m) if {
+	is_string(m)
+	regex.match("^[!#$%&'*+.^_`|~0-9A-Z-]+$", m)
+}
+
 method_allowed(route) if {
+	valid_method(input.request.method)
 	strings_list(route.methods)
 	some m in route.methods
 	m in {"*", input.request.method}
@@ -245,6 +261,8 @@ _invalid_note := sprintf(" (misconfigured routes ignored: %s)", [concat(", ", in
 # Why no route of a provider applies; used when no example's routes take this request.
 unrouted_reason := sprintf("request path %q is not in canonical form", [input.request.path]) if {
 	not clean_path(input.request.path)
+} else := sprintf("request method %s is not an upper-case token", [json.marshal(input.request.method)]) if {
+	not valid_method(input.request.method)
 } else := sprintf("no route for %v %v%s", [input.request.method, input.request.path, _invalid_note]) if {
 	count(selected_routes) == 0
 } else := sprintf("route %s does not accept tokens from issuer %q", [concat(", ", [r.name | some r in selected_routes]), input.token.issuer])

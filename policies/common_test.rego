@@ -39,6 +39,22 @@ test_clean_paths if {
 	common.clean_path("/a/...")
 }
 
+# What the gate refuses as `path_ambiguous` is not clean here either (policy-engine/tests/request.rs).
+test_paths_the_upstream_may_resolve_elsewhere_are_not_clean if {
+	not common.clean_path("/status/..;/deploy/payments")
+	not common.clean_path("/status/%2e%2e;/admin")
+	not common.clean_path("/status/.;x=1/admin")
+	not common.clean_path("/deploy/..;a=b/actuator/env")
+	not common.clean_path("/deploy/payments;x")
+	not common.clean_path("/deploy;x/payments")
+	not common.clean_path("/files/a%2ejson")
+	not common.clean_path("/a%0ab")
+	not common.clean_path("/a%7Fb")
+	not common.clean_path("/a\tb")
+	not common.clean_path("/a\u007fb")
+	not common.path_under("/status/..;/deploy/payments", "/status")
+}
+
 test_digits if {
 	common.digits("0")
 	common.digits("9919")
@@ -74,6 +90,22 @@ test_methods if {
 	names(common.matching_routes) == ["any"] with input as req("DELETE", "/x") with data.routes as routes
 	names(common.matching_routes) == [] with input as req("get", "/y") with data.routes as routes
 	names(common.matching_routes) == [] with input as req("GET", "/z") with data.routes as routes
+}
+
+# A method that is not an upper-case token matches no route, not even "*" (the gate refuses it
+# as `method_invalid`; Django and Flask would serve `post` as POST).
+test_methods_not_upper_case_tokens_match_no_route if {
+	routes := [route("broad", "/deploy", ["*"]), route("narrow", "/deploy/payments", ["POST"])]
+	names(common.selected_routes) == ["narrow"] with input as req("POST", "/deploy/payments") with data.routes as routes
+	names(common.selected_routes) == [] with input as req("post", "/deploy/payments") with data.routes as routes
+	names(common.selected_routes) == [] with input as req("Post", "/deploy/payments") with data.routes as routes
+	names(common.selected_routes) == [] with input as req("GE T", "/deploy/payments") with data.routes as routes
+	names(common.selected_routes) == [] with input as req("", "/deploy/payments") with data.routes as routes
+	names(common.selected_routes) == [] with input as req(7, "/deploy/payments") with data.routes as routes
+	names(common.selected_routes) == ["broad"] with input as req("M-SEARCH", "/deploy/x") with data.routes as routes
+	common.unrouted_reason == "request method \"post\" is not an upper-case token" with input as req("post", "/deploy/payments") with data.routes as routes
+	common.valid_method("PATCH")
+	not common.valid_method("patch")
 }
 
 test_routes_for_issuer_and_provider if {

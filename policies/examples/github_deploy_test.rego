@@ -46,6 +46,26 @@ test_dot_dot_path_denied if {
 	decide(deploy, "POST", "/deploy//payments").allow == false
 }
 
+# A token good only for the lax `status` route: Tomcat, Jetty and Spring strip `;params` and then
+# resolve `..`, so these would reach /deploy/payments and /admin upstream.
+test_dot_segment_with_parameters_denied if {
+	status_only := object.union(deploy, {"environment": "staging", "sub": "repo:acme-corp/payments-api:environment:staging"})
+	decide(status_only, "GET", "/status/x").allow == true
+	d := decide(status_only, "GET", "/status/..;/deploy/payments")
+	d.allow == false
+	d.reason == "request path \"/status/..;/deploy/payments\" is not in canonical form"
+	decide(status_only, "GET", "/status/%2e%2e;/admin").allow == false
+	decide(status_only, "GET", "/status/.;/x").allow == false
+	decide(deploy, "POST", "/deploy/payments;v=1").allow == false
+}
+
+test_lower_case_method_denied if {
+	d := decide(deploy, "post", "/deploy/payments")
+	d.allow == false
+	d.reason == "request method \"post\" is not an upper-case token"
+	decide(deploy, "get", "/status").allow == false
+}
+
 test_wrong_method_denied if {
 	d := decide(deploy, "GET", "/deploy/payments")
 	d.allow == false

@@ -51,6 +51,12 @@ pub enum DenyCode {
     ReplayUnavailable,
     /// A bug: caught at a host boundary and turned into a denial.
     InternalError,
+    /// The request path may mean another path upstream: a `.` or `..` segment (also with `;`
+    /// parameters, `..;`), a percent-encoded `.`, `/`, `\` or control character, a backslash
+    /// or a control character.
+    PathAmbiguous,
+    /// The method is not an upper-case RFC 9110 token (`post`, `GE T`).
+    MethodInvalid,
 }
 
 impl DenyCode {
@@ -77,14 +83,17 @@ impl DenyCode {
             DenyCode::TokenReplayed => "token_replayed",
             DenyCode::ReplayUnavailable => "replay_unavailable",
             DenyCode::InternalError => "internal_error",
+            DenyCode::PathAmbiguous => "path_ambiguous",
+            DenyCode::MethodInvalid => "method_invalid",
         }
     }
 
     /// The HTTP status: 401 for token problems (RFC 6750), 403 for policy denials and policy
     /// errors (fail closed, as Envoy's ext_authz does), 503 when keys or the replay record are
-    /// unavailable.
+    /// unavailable, 400 for a method or path refused before the token is looked at.
     pub const fn status(self) -> u16 {
         match self {
+            DenyCode::PathAmbiguous | DenyCode::MethodInvalid => 400,
             DenyCode::PolicyDenied | DenyCode::PolicyError => 403,
             DenyCode::KeysUnavailable | DenyCode::ReplayUnavailable => 503,
             DenyCode::InternalError => 500,

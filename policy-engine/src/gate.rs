@@ -248,7 +248,7 @@ impl Gate {
     /// `policy.headers` removed, so none can be forged, and the token, if one is found, stripped
     /// as an allowed request's would be (unless `forward_token`).
     pub fn unverified_rewrite(&self, req: &Request<'_>) -> (Vec<String>, Option<Strip>) {
-        let strip = match (self.forward_token, self.locate(req)) {
+        let strip = match (self.forward_token, self.find_token(req)) {
             (false, Ok(located)) => self.strip(req, &located),
             _ => None,
         };
@@ -326,9 +326,20 @@ impl Gate {
         self.policy.as_ref()
     }
 
-    /// Finds the one token in `req`. No token is `token_missing`; tokens in more than one place
-    /// (or twice in one) are `token_ambiguous`, since which one is authorised would be unclear.
+    /// Checks the request's method and path ([`Request::check`]: `method_invalid`,
+    /// `path_ambiguous`), then finds the one token in `req`. No token is `token_missing`; tokens
+    /// in more than one place (or twice in one) are `token_ambiguous`, since which one is
+    /// authorised would be unclear. Every front end starts here, so no policy ever sees a
+    /// method or path that the upstream may read differently.
     pub fn locate<'r>(&self, req: &Request<'r>) -> Result<Located<'r>, Deny> {
+        req.check()
+            .map_err(|e| Deny::new(e.code(), e.to_string()))?;
+        self.find_token(req)
+    }
+
+    /// [`Gate::locate`] without the method and path check: the token to strip even from a
+    /// request that is refused for its path.
+    fn find_token<'r>(&self, req: &Request<'r>) -> Result<Located<'r>, Deny> {
         let mut found: Option<Located<'r>> = None;
         for (source, ts) in self.token_sources.iter().enumerate() {
             for token in ts.find(req) {
@@ -697,7 +708,7 @@ impl Gate {
             .filter(|s| !s.is_empty())
         {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            if Some(k) == token_query {
+            if token_query.is_some_and(|name| request::name_matches(k, name)) {
                 continue;
             }
             if let Value::Array(vals) = query

@@ -37,4 +37,4 @@ pub use config::{Config, ConfigError, ConfigErrors, FetchConfig, Mode};
 pub use decision::{Allow, Decision, Deny, DenyCode};
 pub use gate::{Gate, Issuer, IssuerId, KeySource, Located, Strip, Verified};
 pub use keys::{Key, KeySet, PublicKey};
-pub use request::{Request, TokenSource};
+pub use request::{Request, RequestError, TokenSource};

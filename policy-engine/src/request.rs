@@ -36,6 +36,121 @@ impl<'a> Request<'a> {
     pub fn query(&self) -> Option<&'a str> {
         self.path.split_once('?').map(|(_, q)| q)
     }
+
+    /// Refuses a method or path that upstreams may read differently from the policy
+    /// (`docs/policies.md#what-the-gate-refuses-before-the-policy`).
+    ///
+    /// The method must be an RFC 9110 token in upper case: frameworks that upper-case it
+    /// (Django, Flask) and ones that compare it exactly (Go) would otherwise disagree with a
+    /// policy that compares strings. The path (before `?`) may hold no control character, no
+    /// backslash, no percent-encoded `.`, `/`, `\` or control character, and no `.` or `..`
+    /// segment, with or without `;` parameters: Tomcat, Jetty and Spring strip `;parameters`
+    /// and then resolve `..`, so `/status/..;/admin` is `/admin` upstream.
+    pub fn check(&self) -> Result<(), RequestError> {
+        check_method(self.method)?;
+        check_path(self.path_only())
+    }
+}
+
+/// Why a request's method or path is refused before the token is looked at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The method is empty or has a character outside RFC 9110's `tchar`.
+    #[error("method {0:?} is not an RFC 9110 token")]
+    MethodNotToken(String),
+    /// The method has lower-case letters (`post`): upstreams disagree on what it means.
+    #[error("method {0:?} is not upper case (send {1:?})")]
+    MethodNotUpperCase(String, String),
+    /// A control character (U+0000–U+001F, U+007F) in the path, at this byte offset.
+    #[error("path has a control character at byte {0}")]
+    PathControl(usize),
+    /// A backslash in the path, at this byte offset (some servers read it as `/`).
+    #[error("path has a backslash at byte {0}")]
+    PathBackslash(usize),
+    /// A percent-encoded `.`, `/`, `\` or control character, at this byte offset.
+    #[error("path has the percent-encoded character {escape} at byte {at}")]
+    PathEncoded {
+        /// The escape as written, e.g. `%2E`.
+        escape: String,
+        /// Its byte offset in the path.
+        at: usize,
+    },
+    /// A `.` or `..` segment (possibly with `;` parameters: `..;x`), at this byte offset.
+    #[error("path has the dot segment {segment:?} at byte {at}")]
+    PathDotSegment {
+        /// The segment as written.
+        segment: String,
+        /// Its byte offset in the path.
+        at: usize,
+    },
+}
+
+impl RequestError {
+    /// The deny code for this refusal: `method_invalid` or `path_ambiguous`.
+    pub fn code(&self) -> crate::DenyCode {
+        match self {
+            RequestError::MethodNotToken(_) | RequestError::MethodNotUpperCase(..) => {
+                crate::DenyCode::MethodInvalid
+            }
+            _ => crate::DenyCode::PathAmbiguous,
+        }
+    }
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The method is a non-empty upper-case token (see [`Request::check`]).
+pub fn check_method(method: &str) -> Result<(), RequestError> {
+    let shown = || method.chars().take(32).collect::<String>();
+    if method.is_empty() || !method.bytes().all(is_tchar) {
+        return Err(RequestError::MethodNotToken(shown()));
+    }
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        let upper = method.to_ascii_uppercase().chars().take(32).collect();
+        return Err(RequestError::MethodNotUpperCase(shown(), upper));
+    }
+    Ok(())
+}
+
+/// The path (without its query) has nothing upstreams may resolve differently (see
+/// [`Request::check`]).
+pub fn check_path(path: &str) -> Result<(), RequestError> {
+    let bytes = path.as_bytes();
+    for (at, &b) in bytes.iter().enumerate() {
+        match b {
+            0..=0x1f | 0x7f => return Err(RequestError::PathControl(at)),
+            b'\\' => return Err(RequestError::PathBackslash(at)),
+            b'%' => {
+                let hex = |j: usize| bytes.get(j).and_then(|c| (*c as char).to_digit(16));
+                if let (Some(h), Some(l)) = (hex(at + 1), hex(at + 2)) {
+                    let decoded = h * 16 + l;
+                    if matches!(decoded, 0..=0x1f | 0x7f | 0x2e | 0x2f | 0x5c) {
+                        return Err(RequestError::PathEncoded {
+                            escape: String::from(path.get(at..at + 3).unwrap_or("%")),
+                            at,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut at = 0;
+    for segment in path.split('/') {
+        // `..;x=1` is `..` to a server that strips path parameters.
+        let bare = segment.split_once(';').map_or(segment, |(s, _)| s);
+        if bare == "." || bare == ".." {
+            return Err(RequestError::PathDotSegment {
+                segment: segment.chars().take(64).collect(),
+                at,
+            });
+        }
+        at += segment.len() + 1;
+    }
+    Ok(())
 }
 
 /// Where a token may be found.
@@ -98,7 +213,7 @@ impl TokenSource {
         if let (Some(name), Some(q)) = (&self.query, req.query()) {
             found.extend(q.split('&').filter_map(|kv| {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                is_param(k, name).then_some(v)
+                name_matches(k, name).then_some(v)
             }));
         }
         if let Some(name) = &self.cookie {
@@ -109,7 +224,7 @@ impl TokenSource {
             {
                 found.extend(
                     cookies(&header.1)
-                        .filter(|(k, _)| k == name)
+                        .filter(|(k, _)| name_matches(k, name))
                         .map(|(_, v)| v),
                 );
             }
@@ -126,9 +241,11 @@ pub fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
-/// Whether query parameter name `k`, as written, is `name`: compared after percent-decoding, as
-/// the upstream's framework will read it (`access%5Ftoken` is `access_token`).
-fn is_param(k: &str, name: &str) -> bool {
+/// Whether a query parameter or cookie name `k`, as written, is the configured `name`: compared
+/// after percent-decoding, as the upstream's framework may read it (`access%5Ftoken` and
+/// `access%5ftoken` are `access_token`). The one comparison for finding a token, stripping it
+/// and keeping it out of the policy input, so that whatever is found is also removed.
+pub fn name_matches(k: &str, name: &str) -> bool {
     k == name || (k.contains(['%', '+']) && percent_decode(k) == name)
 }
 
@@ -140,7 +257,7 @@ pub fn strip_query_param(path: &str, name: &str) -> String {
     };
     let kept: Vec<&str> = q
         .split('&')
-        .filter(|kv| !is_param(kv.split_once('=').map_or(*kv, |(k, _)| k), name))
+        .filter(|kv| !name_matches(kv.split_once('=').map_or(*kv, |(k, _)| k), name))
         .collect();
     if kept.is_empty() {
         String::from(p)
@@ -149,10 +266,11 @@ pub fn strip_query_param(path: &str, name: &str) -> String {
     }
 }
 
-/// A `Cookie` header value with the cookie `name` removed; None when nothing is left.
+/// A `Cookie` header value with the cookie `name` removed, however its name is
+/// percent-encoded; None when nothing is left.
 pub fn strip_cookie(header: &str, name: &str) -> Option<String> {
     let kept: Vec<String> = cookies(header)
-        .filter(|(k, _)| *k != name)
+        .filter(|(k, _)| !name_matches(k, name))
         .map(|(k, v)| alloc::format!("{k}={v}"))
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))

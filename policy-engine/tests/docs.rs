@@ -66,6 +66,8 @@ fn every_deny_code_is_documented_with_its_status() {
         DenyCode::KeysUnavailable,
         DenyCode::TokenReplayed,
         DenyCode::ReplayUnavailable,
+        DenyCode::PathAmbiguous,
+        DenyCode::MethodInvalid,
     ];
     for code in codes {
         let row = doc

@@ -41,8 +41,10 @@ const AUD: &str = "https://github.com/octo-org";
 /// Requests one VM serves before a fresh one starts (the host keeps every stream's record).
 const REQUESTS_PER_VM: usize = 500;
 
-/// The policy under test: a deploy rule that sets a header, a rule for any verified caller, a
-/// deny with its own status, and a conflict between them (an evaluation error).
+/// The policy under test: a deploy rule that sets a header, a rule for any verified caller that
+/// prefix-matches the path and echoes the query it was given to the upstream (so a token left in
+/// the policy input counts as a token that reached the upstream), a deny with its own status, and
+/// a conflict between them (an evaluation error).
 const POLICY: &str = r#"
 package gateward
 import rego.v1
@@ -56,7 +58,7 @@ decision := {"allow": true, "reason": "deploy", "headers": {"x-ci-ref": input.to
     input.request.path == "/deploy"
 }
 
-decision := {"allow": true, "reason": "status"} if {
+decision := {"allow": true, "reason": "status", "headers": {"x-policy-query": json.marshal(input.request.query)}} if {
     input.request.method == "GET"
     startswith(input.request.path, "/status")
 }
@@ -88,7 +90,7 @@ pub fn config() -> Value {
         ],
         // `x-ci-ref` is declared, so the allow that does not set it (`/status`) removes a
         // client's copy too.
-        "policy": {"modules": [{"name": "fuzz.rego", "rego": POLICY}], "headers": ["x-ci-ref"]},
+        "policy": {"modules": [{"name": "fuzz.rego", "rego": POLICY}], "headers": ["x-ci-ref", "x-policy-query"]},
         "claims_to_headers": CLAIM_HEADERS
             .iter()
             .map(|(h, c)| json!({"claim": c, "header": h}))
@@ -287,7 +289,7 @@ pub fn generate(rng: &mut Rng, pool: &[String]) -> Case {
     // A third of the requests are ones the policy may allow (a valid token in the usual place,
     // a route a rule covers), so that the checks on what reaches the upstream run often.
     let plausible = rng.percent(30);
-    let (method, mut path) = if plausible {
+    let (method, path) = if plausible {
         let (m, p) = rng.pick(&[
             ("POST", "/deploy"),
             ("GET", "/status"),
@@ -296,7 +298,8 @@ pub fn generate(rng: &mut Rng, pool: &[String]) -> Case {
         (m.to_string(), p.to_string())
     } else {
         let m = rng.pick(&[
-            "GET", "GET", "POST", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "post",
+            "GET", "GET", "POST", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "post", "get", "Get",
+            "pOST", "PURGE", "G ET", "",
         ]);
         let p = rng.pick(&[
             "/deploy",
@@ -308,8 +311,30 @@ pub fn generate(rng: &mut Rng, pool: &[String]) -> Case {
             "/deploy/../admin",
             "/status?verbose=1",
             "/deploy;x=1",
+            "/status/..;/deploy",
+            "/status/..;x=1/deploy",
+            "/status/.;/x",
+            "/status/%2e%2e;/admin",
+            "/status/%2E./admin",
+            "/status/a;v=1",
+            "/status;x/..;/deploy",
+            "/status/x%2fy",
+            "/status/x%5Cy",
+            "/status\\..\\deploy",
+            "/status/x%00",
+            "/status/.well-known",
         ]);
         (m.to_string(), p.to_string())
+    };
+    // Some plausible requests go wrong in the method or the path only: the gate must refuse
+    // them before a policy that prefix-matches sees them.
+    let (method, mut path) = match rng.below(if plausible { 10 } else { 1 }) {
+        1 => (method.to_ascii_lowercase(), path),
+        2 => {
+            let twist = rng.pick(&["/..;/deploy", "/..;a=b/x", "/.;", ";v=1", "/%2e%2e;/x"]);
+            (method, format!("{path}{twist}"))
+        }
+        _ => (method, path),
     };
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut params: Vec<String> = Vec::new();
@@ -363,9 +388,14 @@ pub fn generate(rng: &mut Rng, pool: &[String]) -> Case {
                 } else {
                     rng.pick(&[
                         "access%5Ftoken",
+                        "access%5ftoken",
                         "%61ccess_token",
+                        "%61%63%63%65%73%73%5f%74%6f%6b%65%6e",
+                        "access%5F%74oken",
                         "ACCESS_TOKEN",
+                        "access%5Ftoken[]",
                         "access_token[]",
+                        "access+token",
                     ])
                 };
                 let value = if rng.percent(30) {
@@ -384,6 +414,9 @@ pub fn generate(rng: &mut Rng, pool: &[String]) -> Case {
                         " ci_token = {}",
                         "CI_TOKEN={}",
                         "ci_token={}; ci_token={}",
+                        "ci%5Ftoken={}",
+                        "ci%5ftoken={}",
+                        "%63i_token={}",
                     ])
                 };
                 cookies.push(fill(template));
@@ -686,6 +719,7 @@ impl Harness {
                 reply.body_text()
             )),
             (Decision::Allow(a), None) => {
+                upstream_reads_the_same(&req)?;
                 let located = gate
                     .locate(&req)
                     .map_err(|d| format!("allowed, but the core locates no token: {d:?}"))?;
@@ -702,6 +736,30 @@ impl Harness {
             }
         }
     }
+}
+
+/// An allowed request means the same to any upstream: its method is upper case, and its path,
+/// read as Tomcat, Jetty and Spring read it (percent-decoded, `;parameters` stripped from each
+/// segment, `\\` as `/`), has no `.` or `..` segment and no control character. Restated here
+/// rather than calling the core's check.
+fn upstream_reads_the_same(req: &Request<'_>) -> Result<(), String> {
+    if req.method.bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(format!("allowed the method {:?}", req.method));
+    }
+    let raw = req.path.split('?').next().unwrap_or_default();
+    let decoded = percent_decode(&raw.replace('+', "%2B")).replace('\\', "/");
+    for segment in decoded.split('/') {
+        let bare = segment.split(';').next().unwrap_or_default();
+        if bare == "." || bare == ".." {
+            return Err(format!(
+                "allowed {raw:?}, which an upstream reads with {segment:?}"
+            ));
+        }
+        if bare.chars().any(char::is_control) {
+            return Err(format!("allowed {raw:?}, a control character upstream"));
+        }
+    }
+    Ok(())
 }
 
 /// What an allowed request carries to the upstream (`upstream`), given what Envoy received:

@@ -24,6 +24,8 @@ fn a_fixed_run_breaks_no_property() {
         "token_ambiguous",
         "signature_invalid",
         "policy_denied",
+        "path_ambiguous",
+        "method_invalid",
     ] {
         assert!(
             stats.outcomes.contains_key(outcome),
