@@ -70,7 +70,9 @@ fn sf_item(item: &Value, out: &mut String) -> Option<()> {
             out.push('"');
         }
         Value::Number(n) => {
-            let i = n.as_i64().filter(|i| i.abs() <= SF_INTEGER_MAX)?;
+            let i = n
+                .as_i64()
+                .filter(|i| (-SF_INTEGER_MAX..=SF_INTEGER_MAX).contains(i))?;
             out.push_str(&i.to_string());
         }
         Value::Bool(b) => out.push_str(if *b { "?1" } else { "?0" }),
@@ -81,11 +83,10 @@ fn sf_item(item: &Value, out: &mut String) -> Option<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::claim_value;
-    use alloc::string::String;
+    use super::*;
     use serde_json::json;
 
-    fn header(claim: serde_json::Value) -> Option<String> {
+    fn header(claim: Value) -> Option<String> {
         claim_value(&claim)
     }
 
@@ -140,6 +141,7 @@ mod tests {
             json!([1.5]),
             json!([1_000_000_000_000_000_i64]),
             json!([u64::MAX]),
+            json!([i64::MIN]),
             json!([null]),
             json!([["nested"]]),
             json!([{"k": "v"}]),
