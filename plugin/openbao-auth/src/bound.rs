@@ -256,6 +256,42 @@ pub fn extract_metadata(
     Ok(out)
 }
 
+/// The role's `bound_audiences` against the token's `aud`, as the built-in method checks them
+/// (OpenBao `builtin/credential/jwt/path_login.go`, `pathLogin`, and `claims.go`,
+/// `getClaim`): with bound audiences, one of them must be in `aud` (a string or a list);
+/// without, a token that names any audience (a string, or a non-empty list) is refused, so a
+/// role never accepts tokens minted for another audience of the same issuer.
+pub fn validate_bound_audiences(
+    bound: &[String],
+    claims: &Map<String, Value>,
+) -> Result<(), String> {
+    let auds: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if bound.is_empty() {
+        let names_one = match claims.get("aud") {
+            Some(Value::String(_)) => true,
+            Some(Value::Array(a)) => !a.is_empty(),
+            _ => false,
+        };
+        if names_one {
+            return Err(String::from(
+                "audience claim found in JWT but no audiences bound to the role",
+            ));
+        }
+        return Ok(());
+    }
+    if auds.iter().any(|a| bound.iter().any(|b| b == a)) {
+        Ok(())
+    } else {
+        Err(String::from(
+            "error validating token: invalid audience (aud) claim: audience claim does not match any of the role's bound_audiences",
+        ))
+    }
+}
+
 /// One bound-claims case and the built-in `jwt` method's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParityCase {
@@ -273,6 +309,24 @@ pub struct ParityCase {
     pub error: Option<String>,
     /// `observed` (on a real OpenBao) or `source` (read from its code).
     pub source: String,
+    /// The role's `bound_audiences`; absent: the baseline token's `aud` (the case is about
+    /// `bound_claims`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_audiences: Option<Vec<String>>,
+}
+
+impl ParityCase {
+    /// The role's `bound_audiences` for this case.
+    pub fn role_audiences(&self) -> Vec<String> {
+        match &self.bound_audiences {
+            Some(a) => a.clone(),
+            None => parity_baseline()
+                .get("aud")
+                .and_then(Value::as_str)
+                .map(|a| vec![a.to_string()])
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -322,9 +376,12 @@ mod tests {
                     claims.insert(k.clone(), v.clone());
                 }
             }
-            let got = check_bound_claims(c.bound_claims_type, &c.bound_claims).and_then(|()| {
-                validate_bound_claims(c.bound_claims_type, &c.bound_claims, &claims)
-            });
+            // In the built-in method's order: audiences, then bound claims.
+            let got = check_bound_claims(c.bound_claims_type, &c.bound_claims)
+                .and_then(|()| validate_bound_audiences(&c.role_audiences(), &claims))
+                .and_then(|()| {
+                    validate_bound_claims(c.bound_claims_type, &c.bound_claims, &claims)
+                });
             assert_eq!(got.is_ok(), c.allowed, "{}: {got:?}", c.name);
             if let (Some(want), Err(e)) = (&c.error, &got) {
                 assert!(

@@ -6,6 +6,14 @@
 //! is refused (too large, hostile JWKS, discovery naming another issuer) never replaces the last
 //! good key set.
 //!
+//! Where the fetcher goes is held to what the configuration names, so that a discovery
+//! document or a redirect cannot turn it into a probe of the plugin's own network (a "loopback
+//! oracle"): no redirect leaves the origin it was sent to ([`check_redirect`]); plain `http://`
+//! only when the configured URL is itself `http://` on loopback, and no loopback host unless the
+//! configured URL is one ([`check_derived_url`]). What went wrong upstream (statuses, URLs,
+//! refused documents) goes to the plugin's log; a login only learns that the issuer's keys could
+//! not be fetched ([`Unavailable`]).
+//!
 //! There is no background task (the crate stays runtime-agnostic): the request that finds a
 //! refresh due performs it, while concurrent requests keep using the current keys; requests
 //! that have no usable keys wait for the one fetch under way instead of starting their own.
@@ -17,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use policy_engine::config::FetchConfig;
-use policy_engine::discovery::{self, is_fetchable_url, MAX_DISCOVERY_BYTES};
+use policy_engine::discovery::{self, MAX_DISCOVERY_BYTES};
 use policy_engine::freshness::{Freshness, Plan};
 use policy_engine::keys::MAX_JWKS_BYTES;
 use policy_engine::KeySet;
@@ -43,7 +51,7 @@ pub trait HttpFetch: Send + Sync {
 }
 
 /// The default fetcher: reqwest with rustls on aws-lc-rs, webpki and system roots, redirects
-/// only to fetchable URLs, `http://` only on loopback. Needs a tokio runtime.
+/// only within the requested URL's origin, `http://` only on loopback. Needs a tokio runtime.
 #[derive(Debug, Clone)]
 pub struct HttpsFetcher {
     client: Result<reqwest::Client, String>,
@@ -82,12 +90,13 @@ fn build_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let from = attempt.previous().first().map(reqwest::Url::as_str);
             if attempt.previous().len() >= 5 {
                 attempt.error("too many redirects")
-            } else if is_fetchable_url(attempt.url().as_str()) {
-                attempt.follow()
+            } else if let Err(e) = check_redirect(from.unwrap_or(""), attempt.url().as_str()) {
+                attempt.error(e)
             } else {
-                attempt.stop()
+                attempt.follow()
             }
         }))
         .user_agent("gateward-openbao")
@@ -104,11 +113,7 @@ impl HttpFetch for HttpsFetcher {
     ) -> BoxFuture<'a, Result<Vec<u8>, FetchError>> {
         Box::pin(async move {
             let client = self.client.as_ref().map_err(|e| FetchError(e.clone()))?;
-            if !is_fetchable_url(url) {
-                return Err(FetchError(format!(
-                    "{url} is not an https:// URL (http:// only on loopback)"
-                )));
-            }
+            check_derived_url(url, url).map_err(|e| FetchError(e.to_string()))?;
             let fail =
                 |e: reqwest::Error| FetchError(format!("fetching {url}: {}", error_chain(&e)));
             let mut resp = client
@@ -156,6 +161,122 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Why the fetcher does not go to a URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRefusal {
+    /// Not an absolute URL with a host.
+    #[error("{0:?} is not an absolute http(s) URL with a host")]
+    Unparsable(String),
+    /// Neither `https://` nor `http://`.
+    #[error("{0} is not an https:// URL")]
+    Scheme(String),
+    /// Plain `http://` where the configured URL is not itself `http://` on loopback.
+    #[error("{url} is plain http://, which is followed only when the configured URL is itself http:// on a loopback host ({configured} is not)")]
+    PlainHttp {
+        /// The URL refused.
+        url: String,
+        /// The configured URL it was reached from.
+        configured: String,
+    },
+    /// A loopback host reached from a configured URL that is not on loopback.
+    #[error("{url} is on a loopback host, which is followed only when the configured URL is too ({configured} is not)")]
+    Loopback {
+        /// The URL refused.
+        url: String,
+        /// The configured URL it was reached from.
+        configured: String,
+    },
+    /// A redirect to another origin (scheme, host or port).
+    #[error("redirect from {from} to {to}: another origin, not followed")]
+    CrossOrigin {
+        /// The URL requested.
+        from: String,
+        /// Where the redirect pointed.
+        to: String,
+    },
+}
+
+fn parse_http_url(url: &str) -> Result<reqwest::Url, UrlRefusal> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| UrlRefusal::Unparsable(truncated(url)))?;
+    match parsed.scheme() {
+        "https" | "http" if parsed.host().is_some() => Ok(parsed),
+        "https" | "http" => Err(UrlRefusal::Unparsable(truncated(url))),
+        _ => Err(UrlRefusal::Scheme(truncated(url))),
+    }
+}
+
+fn truncated(url: &str) -> String {
+    url.chars().take(200).collect()
+}
+
+/// Whether a parsed URL's host is this machine: `localhost` (and `*.localhost`, RFC 6761),
+/// 127.0.0.0/8, `::1`, the unspecified addresses (which connect locally) and IPv4-mapped forms.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    use std::net::IpAddr;
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // The URL parser has normalised IP literals (`http://2130706433/` is 127.0.0.1), and keeps
+    // IPv6 ones in brackets.
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    match literal.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Ok(IpAddr::V6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Err(_) => {
+            let d = host.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+    }
+}
+
+/// Whether the fetcher may go to `url`, reached from the configured URL `configured` (the same
+/// URL for a configured `jwks_uri` or discovery document; the discovery URL for the
+/// `jwks_uri` a discovery document names). `https://` anywhere but loopback; plain `http://` and
+/// loopback hosts only when `configured` is itself on loopback.
+pub fn check_derived_url(configured: &str, url: &str) -> Result<(), UrlRefusal> {
+    let base = parse_http_url(configured)?;
+    let target = parse_http_url(url)?;
+    let base_local = is_loopback(&base);
+    let refused_http = || UrlRefusal::PlainHttp {
+        url: truncated(url),
+        configured: truncated(configured),
+    };
+    if target.scheme() == "http" && !(base.scheme() == "http" && base_local) {
+        return Err(refused_http());
+    }
+    if is_loopback(&target) && !base_local {
+        return Err(UrlRefusal::Loopback {
+            url: truncated(url),
+            configured: truncated(configured),
+        });
+    }
+    if target.scheme() == "http" && !is_loopback(&target) {
+        return Err(refused_http());
+    }
+    Ok(())
+}
+
+/// Whether a redirect from the requested URL `from` to `to` is followed: only within one
+/// origin (scheme, host and port), so a redirect cannot point the fetcher elsewhere.
+pub fn check_redirect(from: &str, to: &str) -> Result<(), UrlRefusal> {
+    let a = parse_http_url(from)?;
+    let b = parse_http_url(to)?;
+    if a.origin() == b.origin() {
+        Ok(())
+    } else {
+        Err(UrlRefusal::CrossOrigin {
+            from: truncated(from),
+            to: truncated(to),
+        })
+    }
+}
+
+/// No usable keys from a remote source. Deliberately without detail: why (statuses, URLs,
+/// refused documents) is in the plugin's log, not in the answer to an unauthenticated login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("keys unavailable")]
+pub(crate) struct Unavailable;
+
 /// What a remote source fetches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Remote {
@@ -179,7 +300,7 @@ struct State {
     keys: Option<Arc<KeySet>>,
     /// Bumped on every new key set (a waiting request sees whether a fetch brought keys).
     generation: u64,
-    /// The last failure, for `keys_unavailable` messages.
+    /// The last failure, for the log.
     error: String,
 }
 
@@ -226,7 +347,7 @@ impl KeyCache {
         remote: &Remote,
         cfg: &FetchConfig,
         now: &(dyn Fn() -> Millis + Send + Sync),
-    ) -> Result<Arc<KeySet>, String> {
+    ) -> Result<Arc<KeySet>, Unavailable> {
         let source = self.source(remote);
         let (plan, keys, generation) = {
             let st = source.lock();
@@ -305,12 +426,14 @@ impl KeyCache {
     }
 }
 
-fn unavailable(st: &State, remote: &Remote) -> String {
+/// Logs why keys are unavailable (the last failure) and answers without the detail.
+fn unavailable(st: &State, remote: &Remote) -> Unavailable {
     if st.error.is_empty() {
-        format!("keys from {} are unavailable", remote.url())
+        log::debug!("keys from {} are unavailable", remote.url());
     } else {
-        format!("keys from {} are unavailable: {}", remote.url(), st.error)
+        log::debug!("keys from {} are unavailable: {}", remote.url(), st.error);
     }
+    Unavailable
 }
 
 /// One attempt (discovery, then JWKS); records the outcome. The caller holds `fetching`.
@@ -358,6 +481,8 @@ async fn fetch_keys(
     cfg: &FetchConfig,
 ) -> Result<KeySet, String> {
     let timeout = Duration::from_millis(cfg.timeout_ms);
+    let configured = remote.url();
+    check_derived_url(configured, configured).map_err(|e| e.to_string())?;
     let jwks_url = match remote {
         Remote::Jwks(url) => url.clone(),
         Remote::Discovery(url, issuer) => {
@@ -365,7 +490,10 @@ async fn fetch_keys(
                 .get(url, MAX_DISCOVERY_BYTES, timeout)
                 .await
                 .map_err(|e| e.0)?;
-            discovery::jwks_uri(&doc, issuer).map_err(|e| e.to_string())?
+            let jwks_uri = discovery::jwks_uri(&doc, issuer).map_err(|e| e.to_string())?;
+            check_derived_url(url, &jwks_uri)
+                .map_err(|e| format!("discovery document's jwks_uri refused: {e}"))?;
+            jwks_uri
         }
     };
     let body = fetcher
@@ -373,4 +501,115 @@ async fn fetch_keys(
         .await
         .map_err(|e| e.0)?;
     KeySet::from_jwks(&body).map_err(|e| format!("JWKS from {jwks_url} rejected: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn configured_urls_are_https_or_loopback_http() {
+        for ok in [
+            "https://token.actions.githubusercontent.com/.well-known/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/jwks",
+            "https://localhost:8443/jwks",
+        ] {
+            assert_eq!(check_derived_url(ok, ok), Ok(()), "{ok}");
+        }
+        for (bad, want) in [
+            ("http://keys.example/jwks", "PlainHttp"),
+            // Userinfo that looks like a loopback host: the host is evil.example.
+            ("http://127.0.0.1:80@evil.example/jwks", "PlainHttp"),
+            ("http://localhost.evil.example/jwks", "PlainHttp"),
+            ("ftp://keys.example/jwks", "Scheme"),
+            ("file:///etc/passwd", "Scheme"),
+            ("not a url", "Unparsable"),
+        ] {
+            let e = check_derived_url(bad, bad).unwrap_err();
+            assert!(format!("{e:?}").starts_with(want), "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_discovery_document_cannot_point_the_fetcher_at_loopback() {
+        let https = "https://token.actions.githubusercontent.com/.well-known/openid-configuration";
+        let local = "http://127.0.0.1:8765/.well-known/openid-configuration";
+        // Another https host is fine (Google's keys live on www.googleapis.com).
+        assert_eq!(
+            check_derived_url(https, "https://www.googleapis.com/oauth2/v3/certs"),
+            Ok(())
+        );
+        // From an https issuer: no plain http, no loopback host in any spelling.
+        for target in [
+            "http://127.0.0.1:9000/jwks",
+            "http://localhost:9000/jwks",
+            "http://keys.example/jwks",
+        ] {
+            assert!(
+                matches!(
+                    check_derived_url(https, target),
+                    Err(UrlRefusal::PlainHttp { .. })
+                ),
+                "{target}"
+            );
+        }
+        for target in [
+            "https://127.0.0.1:9000/jwks",
+            "https://127.1.2.3/jwks",
+            "https://2130706433/jwks",
+            "https://0.0.0.0:22/",
+            "https://[::1]:9000/jwks",
+            "https://[::ffff:127.0.0.1]/jwks",
+            "https://localhost/jwks",
+            "https://a.localhost./jwks",
+        ] {
+            assert!(
+                matches!(
+                    check_derived_url(https, target),
+                    Err(UrlRefusal::Loopback { .. })
+                ),
+                "{target}: {:?}",
+                check_derived_url(https, target)
+            );
+        }
+        // A loopback issuer (development, tests) may use plain http on loopback, but not
+        // plain http elsewhere.
+        assert_eq!(
+            check_derived_url(local, "http://127.0.0.1:9000/jwks"),
+            Ok(())
+        );
+        assert!(check_derived_url(local, "http://keys.example/jwks").is_err());
+        assert_eq!(
+            check_derived_url(local, "https://keys.example/jwks"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn redirects_stay_within_the_origin() {
+        let from = "https://keys.example/jwks";
+        assert_eq!(check_redirect(from, "https://keys.example/v2/jwks"), Ok(()));
+        assert_eq!(check_redirect(from, "https://keys.example:443/x"), Ok(()));
+        for to in [
+            "https://other.example/jwks",
+            "https://keys.example:8443/jwks",
+            "http://keys.example/jwks",
+            "http://127.0.0.1:8200/v1/sys/health",
+        ] {
+            assert!(
+                matches!(
+                    check_redirect(from, to),
+                    Err(UrlRefusal::CrossOrigin { .. })
+                ),
+                "{to}"
+            );
+        }
+        let local = "http://127.0.0.1:8765/jwks";
+        assert_eq!(check_redirect(local, "http://127.0.0.1:8765/other"), Ok(()));
+        assert!(check_redirect(local, "http://127.0.0.1:8200/").is_err());
+        assert!(check_redirect(local, "http://localhost:8765/").is_err());
+    }
 }

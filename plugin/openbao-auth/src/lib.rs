@@ -66,7 +66,9 @@ pub mod storage;
 pub mod tokenutil;
 
 pub use bound::{parity_baseline, parity_cases, BoundClaimsType, ParityCase};
-pub use fetch::{FetchError, HttpFetch, HttpsFetcher};
+pub use fetch::{
+    check_derived_url, check_redirect, FetchError, HttpFetch, HttpsFetcher, UrlRefusal,
+};
 pub use storage::{MemoryStorage, Storage, StorageError};
 
 /// An OpenBao request operation (`logical.Operation`).

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::bound;
 use crate::fetch::Remote;
 use crate::paths::{load_gate, load_role};
-use crate::role::CompiledRole;
+use crate::role::{self, CompiledRole};
 use crate::tokenutil::{self, Cidr};
 use crate::{Alias, Auth, Backend, Error, LeaseOptions, Operation, Request, Response, Storage};
 
@@ -31,6 +31,9 @@ mod internal {
     pub const POLICY_POLICIES: &str = "policy_policies";
     pub const POLICY_TTL: &str = "policy_ttl";
 }
+
+/// The refusal of a login whose `role` is not a valid role name.
+const INVALID_ROLE_NAME: &str = "invalid role name: role names are letters, digits, \"_\", \"-\" and \".\", starting and ending with a letter, digit or \"_\"";
 
 fn deny(code: DenyCode, message: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("{}: {message}", code.as_str()))
@@ -63,10 +66,19 @@ pub(crate) async fn handle<S: Storage>(
     }
 }
 
-/// The `role` parameter, lower-cased as OpenBao's `TypeLowerCaseString` does.
+/// The `role` parameter, lower-cased as OpenBao's `TypeLowerCaseString` does, and held to the
+/// names a role write accepts: anything else (`../gha`) would reach the storage as another key.
+/// The refusal does not repeat the name, so no storage key is echoed back.
 fn role_name(req: &Request) -> Result<String, Error> {
     match req.data.get("role") {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.to_lowercase()),
+        Some(Value::String(s)) if !s.is_empty() => {
+            let name = s.to_lowercase();
+            if role::valid_name(&name) {
+                Ok(name)
+            } else {
+                Err(Error::Invalid(String::from(INVALID_ROLE_NAME)))
+            }
+        }
         None | Some(Value::Null) | Some(Value::String(_)) => {
             Err(Error::Invalid(String::from("missing role")))
         }
@@ -231,11 +243,44 @@ async fn verify(
             .keys
             .keys(backend.fetcher.as_ref(), remote, &issuer.fetch, &now_ms)
             .await
-            .map_err(|e| deny(DenyCode::KeysUnavailable, e))?,
+            .map_err(|_| {
+                deny(
+                    DenyCode::KeysUnavailable,
+                    format!(
+                        "could not fetch keys for issuer {} (the plugin's log has the reason)",
+                        issuer.name
+                    ),
+                )
+            })?,
         (_, None) => return Err(Error::Internal(String::from("no key source"))),
     };
     let verified = match gate.verify(&token, id, &keys, now) {
         Ok(v) => v,
+        // Static keys given without a kid (PEM keys, as in the built-in method's
+        // jwt_validation_pubkeys, which ignores `kid` and tries every key): a token that names a
+        // kid none of the keys carries is tried against those keys, as a token without kid is.
+        Err(d)
+            if d.code == DenyCode::KeyNotFound
+                && remote.is_none()
+                && token.kid.as_deref().is_some_and(|k| !keys.has_kid(k)) =>
+        {
+            let kidless = KeySet {
+                keys: keys
+                    .keys
+                    .iter()
+                    .filter(|k| k.kid.is_none())
+                    .cloned()
+                    .collect(),
+                skipped: Vec::new(),
+            };
+            if kidless.keys.is_empty() {
+                return Err(from_deny(&d));
+            }
+            let mut anonymous = token.clone();
+            anonymous.kid = None;
+            gate.verify(&anonymous, id, &kidless, now)
+                .map_err(|d| from_deny(&d))?
+        }
         // A kid the set lacks may be a rotation: refetch once (rate-limited) and retry.
         Err(d) if d.code == DenyCode::KeyNotFound && token.kid.is_some() => {
             let Some(remote) = &remote else {
@@ -264,22 +309,8 @@ async fn verify(
             "error validating token: invalid subject (sub) claim",
         ));
     }
-    if !entry.bound_audiences.is_empty() {
-        let auds: Vec<&str> = match claims.get("aud") {
-            Some(Value::String(s)) => vec![s.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        if !auds
-            .iter()
-            .any(|a| entry.bound_audiences.iter().any(|b| b == a))
-        {
-            return Err(deny(
-                DenyCode::AudienceMismatch,
-                "error validating token: invalid audience (aud) claim: audience claim does not match any of the role's bound_audiences",
-            ));
-        }
-    }
+    bound::validate_bound_audiences(&entry.bound_audiences, claims)
+        .map_err(|e| deny(DenyCode::AudienceMismatch, e))?;
     let user_raw = if entry.user_claim_json_pointer {
         bound::get_claim(claims, &entry.user_claim)
     } else {

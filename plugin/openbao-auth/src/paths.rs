@@ -259,6 +259,12 @@ pub(crate) async fn role<S: Storage>(
             entry
                 .compile(name)
                 .map_err(|es| Error::Invalid(es.join("\n")))?;
+            if entry.bound_audiences.is_empty() {
+                // The built-in method's rule, kept for migrated roles (login.rs).
+                warnings.push(String::from(
+                    "bound_audiences is empty: every token that carries an aud is refused, as by the built-in jwt method; set the audiences this role accepts",
+                ));
+            }
             warnings.extend(role_warnings(backend, storage, &entry).await?);
             let bytes = serde_json::to_vec(&entry)
                 .map_err(|e| Error::Internal(format!("cannot encode the role: {e}")))?;

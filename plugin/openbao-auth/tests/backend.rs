@@ -47,6 +47,7 @@ async fn setup() -> (Backend, MemoryStorage, std::sync::Arc<TestClock>) {
         &s,
         "role/deploy",
         json!({
+            "bound_audiences": AUD,
             "policy": ALLOW_POLICY,
             "token_policies": "base",
             "token_ttl": "10m",
@@ -150,7 +151,7 @@ async fn shared_issuer_without_an_organisation_pin_warns_at_role_write() {
         &b,
         &s,
         "role/loose",
-        json!({"policy": "package gateward\ndecision := true\n"}),
+        json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n"}),
     )
     .await
     .unwrap();
@@ -165,7 +166,7 @@ async fn shared_issuer_without_an_organisation_pin_warns_at_role_write() {
         &b,
         &s,
         "role/pinned",
-        json!({"policy": "package gateward\ndecision := true\n", "bound_claims": {"repository_owner_id": "9919"}}),
+        json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "bound_claims": {"repository_owner_id": "9919"}}),
     )
     .await
     .unwrap();
@@ -270,52 +271,52 @@ async fn role_writes_are_validated() {
     let (b, s, _) = setup().await;
     let cases: Vec<(Value, &str)> = vec![
         (
-            json!({"policy": "package gateward\n\ndecision := {\n"}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\n\ndecision := {\n"}),
             "role \"bad\": bad.rego: ",
         ),
         (json!({"token_ttl": 10}), "policy: required"),
         (
-            json!({"policy": "package other\nx := 1\n"}),
+            json!({"bound_audiences": AUD, "policy": "package other\nx := 1\n"}),
             "role \"bad\": compiling for entrypoint data.gateward.decision",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "token_ttl": "2h", "token_max_ttl": "1h"}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "token_ttl": "2h", "token_max_ttl": "1h"}),
             "'token_ttl' cannot be greater than 'token_max_ttl'",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "bound_claims_type": "glob", "bound_claims": {"n": 5}}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "bound_claims_type": "glob", "bound_claims": {"n": 5}}),
             "claim is not a string: 5",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "bound_claims_type": "regex"}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "bound_claims_type": "regex"}),
             "invalid 'bound_claims_type': regex",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "claim_mappings": {"a": "role"}}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "claim_mappings": {"a": "role"}}),
             "metadata key \"role\" is reserved",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "claim_mappings": {"a": "x", "b": "x"}}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "claim_mappings": {"a": "x", "b": "x"}}),
             "multiple keys are mapped to metadata key \"x\"",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "groups_claim": "groups"}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "groups_claim": "groups"}),
             "groups_claim is not supported",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "role_type": "oidc"}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "role_type": "oidc"}),
             "invalid 'role_type'",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "token_policies": "root"}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "token_policies": "root"}),
             "cannot create root tokens",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "token_ttl": "-5"}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "token_ttl": "-5"}),
             "token_ttl: cannot provide negative value",
         ),
         (
-            json!({"policy": "package gateward\ndecision := true\n", "user_claim": ""}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "user_claim": ""}),
             "a user claim must be defined on the role",
         ),
     ];
@@ -330,7 +331,7 @@ async fn role_writes_are_validated() {
             &b,
             &s,
             "role/bad",
-            json!({"policy": "package gateward\n\ndecision := {\n"}),
+            json!({"bound_audiences": AUD, "policy": "package gateward\n\ndecision := {\n"}),
         )
         .await,
     );
@@ -393,6 +394,7 @@ async fn ttls_never_outlive_the_ci_token() {
         &s,
         "role/long",
         json!({
+            "bound_audiences": AUD,
             "policy": "package gateward\ndecision := true\n",
             "token_ttl": "1h", "token_max_ttl": "2h", "token_explicit_max_ttl": "3h",
         }),
@@ -413,7 +415,7 @@ async fn ttls_never_outlive_the_ci_token() {
         &b,
         &s,
         "role/plain",
-        json!({"policy": "package gateward\ndecision := true\n"}),
+        json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n"}),
     )
     .await
     .unwrap();
@@ -435,6 +437,7 @@ async fn ttls_never_outlive_the_ci_token() {
 async fn each_deny_reason() {
     let (b, s, clock) = setup().await;
     write(&b, &s, "role/bounded", json!({
+        "bound_audiences": AUD,
         "policy": "package gateward\ndecision := true\n",
         "bound_claims": {"ref": "refs/heads/main", "repository_owner_id": "9919", "environment": ["prod", "staging"]},
     })).await.unwrap();
@@ -451,12 +454,15 @@ async fn each_deny_reason() {
     .await
     .unwrap();
     write(&b, &s, "role/error", json!({
+        "bound_audiences": AUD,
         "policy": "package gateward\nimport rego.v1\ndecision := {\"allow\": true, \"policies\": \"not-a-list\"} if input.token.claims.repository_owner_id == \"9919\"\n",
     })).await.unwrap();
     write(&b, &s, "role/erroring", json!({
+        "bound_audiences": AUD,
         "policy": "package gateward\nimport rego.v1\ndecision := {\"allow\": input.token.claims.repository_owner_id + 1 > 0}\n",
     })).await.unwrap();
     write(&b, &s, "role/root", json!({
+        "bound_audiences": AUD,
         "policy": "package gateward\nimport rego.v1\ndecision := {\"allow\": input.token.claims.repository_owner_id == \"9919\", \"policies\": [\"root\"]}\n",
     })).await.unwrap();
     write(
@@ -464,6 +470,7 @@ async fn each_deny_reason() {
         &s,
         "role/cidr",
         json!({
+            "bound_audiences": AUD,
             "policy": "package gateward\ndecision := true\n", "token_bound_cidrs": "10.0.0.0/8",
             "bound_claims": {"repository_owner_id": "9919"},
         }),
@@ -539,7 +546,7 @@ async fn role_issuers_restrict_which_configured_issuers_a_role_accepts() {
         &b,
         &s,
         "role/gh-only",
-        json!({"policy": "package gateward\ndecision := true\n", "issuers": ["github"]}),
+        json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n", "issuers": ["github"]}),
     )
     .await
     .unwrap();
@@ -560,7 +567,7 @@ async fn role_issuers_restrict_which_configured_issuers_a_role_accepts() {
         &b,
         &s,
         "role/any",
-        json!({"policy": "package gateward\ndecision := true\n"}),
+        json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n"}),
     )
     .await
     .unwrap();
@@ -580,9 +587,14 @@ decision := {"allow": true, "metadata": {
 }} if true
 "#;
     // `role` is reserved in metadata: a policy error, not an overwrite.
-    write(&b, &s, "role/echo", json!({"policy": policy}))
-        .await
-        .unwrap();
+    write(
+        &b,
+        &s,
+        "role/echo",
+        json!({"bound_audiences": AUD, "policy": policy}),
+    )
+    .await
+    .unwrap();
     let e = invalid(login(&b, &s, "echo", &github_token(json!({}))).await);
     assert!(
         e.starts_with("policy_error: policy result `metadata` may not set \"role\""),
@@ -601,9 +613,14 @@ decision := {"allow": true, "metadata": {
 	"sub": input.token.claims.sub,
 }} if true
 "#;
-    write(&b, &s, "role/echo", json!({"policy": policy}))
-        .await
-        .unwrap();
+    write(
+        &b,
+        &s,
+        "role/echo",
+        json!({"bound_audiences": AUD, "policy": policy}),
+    )
+    .await
+    .unwrap();
     let auth = login(&b, &s, "echo", &github_token(json!({})))
         .await
         .unwrap()
@@ -620,6 +637,7 @@ decision := {"allow": true, "metadata": {
     assert_eq!(m["sub"], "repo:octo-org/deploy:environment:prod");
     // Policy data and extra modules.
     write(&b, &s, "role/lib", json!({
+        "bound_audiences": AUD,
         "policy": "package gateward\nimport rego.v1\nimport data.lib\ndecision if lib.owner_ok(input.token.claims)\n",
         "modules": {"lib.rego": "package lib\nimport rego.v1\nowner_ok(c) if c.repository_owner_id in data.owners\n"},
         "data": {"owners": ["9919"]},
@@ -698,7 +716,7 @@ async fn renew_rechecks_the_role_policies_and_the_ci_token_expiry() {
         &b,
         &s,
         "role/deploy",
-        json!({"policy": ALLOW_POLICY.replace("2m", "3m")}),
+        json!({"bound_audiences": AUD, "policy": ALLOW_POLICY.replace("2m", "3m")}),
     )
     .await
     .unwrap();
@@ -814,7 +832,7 @@ async fn mounts_share_nothing() {
         &b1,
         &s1,
         "role/r",
-        json!({"policy": "package gateward\ndecision := true\n"}),
+        json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := true\n"}),
     )
     .await
     .unwrap();
@@ -836,7 +854,7 @@ async fn mounts_share_nothing() {
         &b2,
         &s2,
         "role/r",
-        json!({"policy": "package gateward\ndecision := false\n"}),
+        json!({"bound_audiences": AUD, "policy": "package gateward\ndecision := false\n"}),
     )
     .await
     .unwrap();
@@ -881,6 +899,7 @@ async fn bound_claims_parity_cases_through_login() {
             &s,
             &format!("role/{role}"),
             json!({
+                "bound_audiences": c.role_audiences(),
                 "policy": "package gateward\ndecision := true\n",
                 "bound_claims_type": c.bound_claims_type.as_str(),
                 "bound_claims": c.bound_claims,
@@ -919,4 +938,156 @@ fn handle_futures_are_send() {
     sync::<Backend>();
     fn storage<S: Storage>() {}
     storage::<MemoryStorage>();
+}
+
+/// Issue 17 item 9: as the built-in `jwt` method does, a role without `bound_audiences` refuses
+/// every token that names an audience, so a role never accepts tokens minted for another
+/// audience of the same issuer (another role's, say); the role write warns.
+#[tokio::test]
+async fn a_role_without_bound_audiences_refuses_tokens_that_carry_an_aud() {
+    let clock = TestClock::at(NOW);
+    let b = backend(clock);
+    let s = MemoryStorage::new();
+    let mut config = github_config();
+    config["issuers"][0]["audiences"] = json!([AUD, "https://bao.example.com"]);
+    write(&b, &s, "config", config).await.unwrap();
+    let resp = write(
+        &b,
+        &s,
+        "role/unbound",
+        json!({"policy": "package gateward\ndecision := true\n",
+               "bound_claims": {"repository_owner_id": "9919"}}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        resp.warnings
+            .iter()
+            .any(|w| w.starts_with("bound_audiences is empty")),
+        "{:?}",
+        resp.warnings
+    );
+    let want = "audience_mismatch: audience claim found in JWT but no audiences bound to the role";
+    for aud in [
+        json!(AUD),
+        json!("https://bao.example.com"),
+        json!(["https://bao.example.com", AUD]),
+    ] {
+        let e = invalid(login(&b, &s, "unbound", &github_token(json!({ "aud": aud }))).await);
+        assert_eq!(e, want, "aud {aud}");
+    }
+    // A role bound to one audience takes its own tokens, not the other audience's.
+    write(
+        &b,
+        &s,
+        "role/bound",
+        json!({"policy": "package gateward\ndecision := true\n", "bound_audiences": AUD}),
+    )
+    .await
+    .unwrap();
+    login(&b, &s, "bound", &github_token(json!({})))
+        .await
+        .unwrap();
+    let e = invalid(
+        login(
+            &b,
+            &s,
+            "bound",
+            &github_token(json!({"aud": "https://bao.example.com"})),
+        )
+        .await,
+    );
+    assert!(
+        e.starts_with("audience_mismatch: error validating token: invalid audience (aud) claim"),
+        "{e}"
+    );
+}
+
+/// Issue 17 item 9: a login's role name is held to the names a role write accepts, and its
+/// refusal does not echo the name or a storage key (OpenBao answered `role/../gha` with a 500).
+#[tokio::test]
+async fn login_role_names_are_checked_like_role_writes() {
+    let (b, s, _) = setup().await;
+    let jwt = github_token(json!({}));
+    for name in ["../gha", "..", "a/b", "-x", "x-", "deploy/../deploy", "dé"] {
+        let r = login(&b, &s, name, &jwt).await;
+        let Err(Error::Invalid(m)) = &r else {
+            panic!("{name}: expected a 400, got {r:?}");
+        };
+        assert!(m.starts_with("invalid role name: "), "{name}: {m}");
+        assert!(!m.contains("role/") && !m.contains(name), "{name}: {m}");
+        // resolve-role and alias-lookahead take the same path.
+        for op in [Operation::ResolveRole, Operation::AliasLookahead] {
+            let r = b
+                .handle(
+                    &s,
+                    req(op, "login", json!({"role": name, "jwt": jwt.clone()})),
+                )
+                .await;
+            assert!(matches!(r, Err(Error::Invalid(_))), "{name} {op:?}: {r:?}");
+        }
+    }
+    // Valid names still work, upper-case included (lower-cased as OpenBao does).
+    login(&b, &s, "DEPLOY", &jwt).await.unwrap();
+}
+
+/// Issue 17 item 9: PEM keys given without a `kid` verify tokens that name one, as the built-in
+/// method's `jwt_validation_pubkeys` ignore `kid`; keys that do carry a kid keep strict
+/// selection.
+#[tokio::test]
+async fn pem_keys_without_kid_verify_tokens_that_name_a_kid() {
+    let b = backend(TestClock::at(NOW));
+    let s = MemoryStorage::new();
+    write(
+        &b,
+        &s,
+        "config",
+        json!({"issuers": [{
+            "name": "gh", "issuer": GITHUB, "audiences": [AUD],
+            "pem_keys": [{"pem": gateward_devkit::public_pem(&key_a())}],
+        }]}),
+    )
+    .await
+    .unwrap();
+    write(
+        &b,
+        &s,
+        "role/ci",
+        json!({"policy": "package gateward\ndecision := true\n", "bound_audiences": AUD}),
+    )
+    .await
+    .unwrap();
+    let claims = github_claims(NOW - 10, json!({}));
+    for kid in ["a", "some-other-kid"] {
+        login(&b, &s, "ci", &mint(&key_a(), kid, &claims))
+            .await
+            .unwrap_or_else(|e| panic!("kid {kid}: {e}"));
+    }
+    let kidless = gateward_devkit::mint(&key_a(), None, &claims).unwrap();
+    login(&b, &s, "ci", &kidless).await.unwrap();
+    // Another key's signature still fails, now as a signature error.
+    let e = invalid(login(&b, &s, "ci", &mint(&key_b(), "a", &claims)).await);
+    assert!(e.starts_with("signature_invalid: "), "{e}");
+
+    // A key with a kid is chosen by it; the kid-less PEM key still serves other kids.
+    write(
+        &b,
+        &s,
+        "config",
+        json!({"issuers": [{
+            "name": "gh", "issuer": GITHUB, "audiences": [AUD],
+            "pem_keys": [{"pem": gateward_devkit::public_pem(&key_a())},
+                         {"pem": gateward_devkit::public_pem(&key_b()), "kid": "b"}],
+        }]}),
+    )
+    .await
+    .unwrap();
+    login(&b, &s, "ci", &mint(&key_b(), "b", &claims))
+        .await
+        .unwrap();
+    login(&b, &s, "ci", &mint(&key_a(), "x", &claims))
+        .await
+        .unwrap();
+    let e = invalid(login(&b, &s, "ci", &mint(&key_a(), "b", &claims)).await);
+    assert!(e.starts_with("signature_invalid: "), "{e}");
 }

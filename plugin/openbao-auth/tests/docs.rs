@@ -85,6 +85,7 @@ async fn library_helpers_work_through_modules() {
     let s = MemoryStorage::new();
     write(&b, &s, "config", github_config()).await.unwrap();
     let role = json!({
+        "bound_audiences": AUD,
         "policy": "package gateward\nimport rego.v1\nimport data.gateward.github_actions as gh\n\ndefault decision := false\n\ndecision := {\"allow\": false, \"reason\": gh.denial(data.rule)} if not gh.allowed(data.rule)\n\ndecision := {\"allow\": true} if gh.allowed(data.rule)\n",
         "modules": {
             "common.rego": include_str!("../../../policies/common.rego"),

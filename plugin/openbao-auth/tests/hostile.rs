@@ -34,11 +34,18 @@ async fn the_token_checklist_gets_the_cores_answers_at_login() {
         let b = backend(TestClock::at(NOW));
         let s = MemoryStorage::default();
         write(&b, &s, "config", case.config.clone()).await.unwrap();
+        // The role binds every audience the case's issuers accept: the core decides on `aud`.
+        let audiences: Vec<serde_json::Value> = case.config["issuers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i["audiences"].as_array().cloned().unwrap_or_default())
+            .collect();
         write(
             &b,
             &s,
             "role/any",
-            json!({"policy": "package gateward\nimport rego.v1\ndecision := true\n"}),
+            json!({"bound_audiences": audiences, "policy": "package gateward\nimport rego.v1\ndecision := true\n"}),
         )
         .await
         .unwrap();

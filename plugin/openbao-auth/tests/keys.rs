@@ -44,7 +44,7 @@ async fn dev_mount(
         &b,
         &s,
         "role/ci",
-        json!({"policy": "package gateward\ndecision := true\n"}),
+        json!({"policy": "package gateward\ndecision := true\n", "bound_audiences": dev.audience()}),
     )
     .await
     .unwrap();
@@ -57,6 +57,7 @@ fn dev_token(dev: &DevIssuer) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwks_fetch_rotation_unknown_kid_and_stale_keys() {
+    capture_logs();
     let dev = DevIssuer::start(IssuerOptions::default()).unwrap();
     let clock = TestClock::system();
     let fetch = json!({"cache_seconds": 120, "max_stale_seconds": 240, "retry_seconds": 5,
@@ -123,8 +124,13 @@ async fn jwks_fetch_rotation_unknown_kid_and_stale_keys() {
     // Past max_stale_seconds the keys are gone: logins fail closed.
     clock.set(fetched_at + 241);
     let e = invalid(login(&b, &s, "ci", &token()).await);
-    assert!(e.starts_with("keys_unavailable: "), "{e}");
-    assert!(e.contains("HTTP status 503"), "{e}");
+    // The caller learns which issuer's keys are missing; the upstream's answer (status, URL)
+    // goes to the plugin's log only.
+    assert_eq!(
+        e,
+        "keys_unavailable: could not fetch keys for issuer dev (the plugin's log has the reason)"
+    );
+    assert!(logged(&["ERROR", &dev.jwks_url(), "HTTP status 503"]));
     assert_eq!(dev.jwks_requests(), 6);
     invalid(login(&b, &s, "ci", &token()).await);
     assert_eq!(dev.jwks_requests(), 6, "no retry before retry_seconds");
@@ -172,7 +178,7 @@ async fn the_https_fetcher_bounds_what_it_fetches() {
         .get("http://example.com/jwks", 1024, Duration::from_secs(5))
         .await
         .unwrap_err();
-    assert!(e.0.contains("not an https:// URL"), "{e}");
+    assert!(e.0.contains("is plain http://"), "{e}");
     dev.set_failure(Some(500));
     let e = f
         .get(&dev.jwks_url(), 1024, Duration::from_secs(5))
@@ -208,7 +214,7 @@ async fn scripted_mount(
         &b,
         &s,
         "role/ci",
-        json!({"policy": "package gateward\ndecision := true\n"}),
+        json!({"policy": "package gateward\ndecision := true\n", "bound_audiences": AUD}),
     )
     .await
     .unwrap();
@@ -262,6 +268,7 @@ async fn refused_documents_never_replace_good_keys() {
 
 #[tokio::test]
 async fn discovery_must_name_the_configured_issuer() {
+    capture_logs();
     let fetcher = ScriptedFetcher::new();
     let discovery = format!("{GITHUB}/.well-known/openid-configuration");
     fetcher.push(
@@ -280,11 +287,14 @@ async fn discovery_must_name_the_configured_issuer() {
     )
     .await;
     let e = invalid(login(&b, &s, "ci", &github_token(json!({}))).await);
-    assert!(e.starts_with("keys_unavailable: "), "{e}");
-    assert!(
-        e.contains("discovery document names issuer \"https://evil.example\""),
-        "{e}"
+    assert_eq!(
+        e,
+        "keys_unavailable: could not fetch keys for issuer gh (the plugin's log has the reason)"
     );
+    assert!(logged(&[
+        "ERROR",
+        "discovery document names issuer \"https://evil.example\""
+    ]));
     assert_eq!(
         fetcher.calls(),
         1,
@@ -295,7 +305,8 @@ async fn discovery_must_name_the_configured_issuer() {
     fetcher.push(JWKS_URL, Ok(vec![b' '; 600 * 1024]));
     let (b, s) = scripted_mount(fetcher, TestClock::at(NOW), json!({"jwks_uri": JWKS_URL})).await;
     let e = invalid(login(&b, &s, "ci", &github_token(json!({}))).await);
-    assert!(e.contains("over 524288 bytes"), "{e}");
+    assert!(e.starts_with("keys_unavailable: "), "{e}");
+    assert!(logged(&["ERROR", JWKS_URL, "over 524288 bytes"]));
 }
 
 #[tokio::test]
@@ -316,4 +327,156 @@ async fn plain_http_is_refused_off_loopback() {
         e.contains("issuers[0].jwks_uri: must be an https:// URL"),
         "{e}"
     );
+}
+
+/// A loopback HTTP server answering each request by its path (`None`: 404), counting
+/// connections: enough to script redirects without an issuer.
+struct Server {
+    port: u16,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Server {
+    fn start(route: impl Fn(&str) -> Option<String> + Send + 'static) -> Server {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = connections.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                let reply = route(&path).unwrap_or_else(|| {
+                    String::from("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                });
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        Server { port, connections }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn ok_json(body: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn redirect(to: &str) -> String {
+    format!(
+        "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+}
+
+/// A mount with the real fetcher whose issuer (GitHub's `iss`, key A) takes keys from `jwks_uri`.
+async fn http_mount(jwks_uri: &str) -> (Backend, MemoryStorage) {
+    let b = Backend::with_parts(Arc::new(HttpsFetcher::new()), TestClock::at(NOW));
+    let s = MemoryStorage::new();
+    let issuer = json!({"name": "gh", "issuer": GITHUB, "audiences": [AUD],
+                        "fetch": fetch_settings(), "jwks_uri": jwks_uri});
+    write(&b, &s, "config", json!({"issuers": [issuer]}))
+        .await
+        .unwrap();
+    write(
+        &b,
+        &s,
+        "role/ci",
+        json!({"policy": "package gateward\ndecision := true\n", "bound_audiences": AUD}),
+    )
+    .await
+    .unwrap();
+    (b, s)
+}
+
+/// Issue 17 item 7: a redirect to another origin (here another loopback port, which could be
+/// OpenBao's own listener) is not followed, and the login's answer says nothing about what the
+/// fetcher met; a redirect within the origin is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_to_another_origin_are_not_followed_and_nothing_upstream_leaks() {
+    capture_logs();
+    let target = Server::start(|_| Some(ok_json("{\"sealed\": false}")));
+    let target_url = target.url("/v1/sys/health");
+    let jwks = String::from_utf8(jwks_a()).unwrap();
+    let to = target_url.clone();
+    let origin = Server::start(move |path| match path {
+        "/moved" => Some(redirect("/jwks")),
+        "/jwks" => Some(ok_json(&jwks)),
+        _ => Some(redirect(&to)),
+    });
+
+    let (b, s) = http_mount(&origin.url("/elsewhere")).await;
+    let e = invalid(login(&b, &s, "ci", &github_token(json!({}))).await);
+    assert_eq!(
+        e,
+        "keys_unavailable: could not fetch keys for issuer gh (the plugin's log has the reason)"
+    );
+    assert_eq!(
+        target.connections(),
+        0,
+        "the redirect target is never contacted"
+    );
+    assert!(logged(&["ERROR", &target_url, "another origin"]));
+
+    // Within the origin, redirects are followed.
+    let (b, s) = http_mount(&origin.url("/moved")).await;
+    login(&b, &s, "ci", &github_token(json!({}))).await.unwrap();
+    assert_eq!(target.connections(), 0);
+}
+
+/// Issue 17 item 7: a discovery document served over HTTPS cannot send the fetcher to plain
+/// http:// or to a loopback host; the JWKS request is never made and the login's answer names
+/// only the issuer.
+#[tokio::test]
+async fn a_discovery_document_cannot_send_the_fetcher_to_loopback() {
+    capture_logs();
+    let discovery = format!("{GITHUB}/.well-known/openid-configuration");
+    for jwks_uri in [
+        "http://127.0.0.1:8200/v1/sys/health",
+        "https://127.0.0.1:8200/v1/sys/health",
+        "https://localhost/jwks",
+        "http://keys.example/jwks",
+    ] {
+        let fetcher = ScriptedFetcher::new();
+        fetcher.push(
+            &discovery,
+            Ok(json!({"issuer": GITHUB, "jwks_uri": jwks_uri})
+                .to_string()
+                .into_bytes()),
+        );
+        fetcher.push(jwks_uri, Ok(jwks_a()));
+        let (b, s) = scripted_mount(
+            fetcher.clone(),
+            TestClock::at(NOW),
+            json!({"discovery": true}),
+        )
+        .await;
+        let e = invalid(login(&b, &s, "ci", &github_token(json!({}))).await);
+        assert_eq!(
+            e,
+            "keys_unavailable: could not fetch keys for issuer gh (the plugin's log has the reason)",
+            "{jwks_uri}"
+        );
+        assert_eq!(fetcher.calls(), 1, "{jwks_uri} is never requested");
+        assert!(logged(&["ERROR", "jwks_uri", jwks_uri]), "{jwks_uri}");
+    }
 }

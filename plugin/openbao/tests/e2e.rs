@@ -531,10 +531,12 @@ fn bound_claims_match_the_builtin_jwt_method() {
     let (mut allowed, mut denied) = (0, 0);
     for (i, case) in cases.iter().enumerate() {
         let role = format!("case-{i}");
+        // Cases about bound_claims bind the token's audience; the audience cases say theirs.
+        let audiences = case.get("bound_audiences").cloned().unwrap_or(json!([AUD]));
         let bound = json!({
             "bound_claims": case["bound_claims"],
             "bound_claims_type": case["bound_claims_type"],
-            "bound_audiences": [AUD],
+            "bound_audiences": audiences,
             "user_claim": "sub",
         });
         let mut builtin = bound.clone();
@@ -594,5 +596,83 @@ fn bound_claims_match_the_builtin_jwt_method() {
     assert!(
         allowed >= 5 && denied >= 5,
         "allowed {allowed}, denied {denied}"
+    );
+}
+
+/// Issue 17 items 9 and 7 against the built-in `jwt` method on the same server: a role without
+/// `bound_audiences` refuses a token with an `aud` on both; PEM keys without `kid` verify a token
+/// that names one on both; a role name with `..` is a 400 that echoes no storage key; and a
+/// failing key fetch answers the login without the upstream's status, which goes to the log.
+#[test]
+fn audiences_kidless_pem_keys_role_names_and_fetch_errors_match_the_builtin() {
+    let s = Stack::start();
+    let key = gateward_devkit::fixtures::rsa_b();
+    let pem = gateward_devkit::public_pem(&key);
+    let iss = "https://ci.example";
+    s.cli(&["auth", "enable", "-path=gw-pem", PLUGIN]);
+    s.write(
+        "auth/gw-pem/config",
+        &json!({"issuers": [{"name": "pem", "issuer": iss, "audiences": [AUD],
+                             "pem_keys": [{"pem": pem}]}]}),
+    );
+    s.cli(&["auth", "enable", "-path=jwt-pem", "jwt"]);
+    s.write(
+        "auth/jwt-pem/config",
+        &json!({"jwt_validation_pubkeys": [pem], "bound_issuer": iss}),
+    );
+    let allow_all = "package gateward\nimport rego.v1\ndecision := true\n";
+    for (role, audiences) in [("bound", json!([AUD])), ("unbound", json!([]))] {
+        let common = json!({"bound_audiences": audiences, "user_claim": "sub",
+                            "bound_claims": {"sub": "job-1"}});
+        let mut builtin = common.clone();
+        builtin["role_type"] = json!("jwt");
+        s.write(&format!("auth/jwt-pem/role/{role}"), &builtin);
+        let mut ours = common;
+        ours["policy"] = json!(allow_all);
+        s.write(&format!("auth/gw-pem/role/{role}"), &ours);
+    }
+    let t = now();
+    let claims = json!({"iss": iss, "aud": AUD, "sub": "job-1", "iat": t, "exp": t + 300});
+    for kid in [Some("k1"), None] {
+        let jwt = gateward_devkit::mint(&key, kid, &claims).unwrap();
+        for mount in ["jwt-pem", "gw-pem"] {
+            s.login_ok(mount, "bound", &jwt);
+            let (status, message) = s.login_err(mount, "unbound", &jwt);
+            assert_eq!(status, 400, "{mount} kid {kid:?}: {message}");
+            assert!(
+                message.contains("audience claim found in JWT but no audiences bound to the role"),
+                "{mount}: {message}"
+            );
+        }
+    }
+
+    // A role name that is not one: a 400 naming no storage key (was a 500 echoing role/../gha).
+    let jwt = gateward_devkit::mint(&key, Some("k1"), &claims).unwrap();
+    for name in ["../gha", "a/../bound"] {
+        let (status, message) = s.login_err("gw-pem", name, &jwt);
+        assert_eq!(status, 400, "{name}: {message}");
+        assert!(message.starts_with("invalid role name: "), "{message}");
+        assert!(
+            !message.contains("role/") && !message.contains(".."),
+            "{message}"
+        );
+    }
+
+    // Keys that cannot be fetched: the login learns which issuer, the log learns why.
+    s.enable("gateward");
+    s.deploy_role("gateward", "deploy");
+    s.issuer.set_failure(Some(503));
+    let good = json!({"repository": "octo-org/deploy", "ref": "refs/heads/main"});
+    let (status, message) = s.login_err("gateward", "deploy", &s.token(&good));
+    assert_eq!(status, 400, "{message}");
+    assert_eq!(
+        message,
+        "keys_unavailable: could not fetch keys for issuer dev (the plugin's log has the reason)"
+    );
+    let log = s.bao.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("[ERROR]") && l.contains("HTTP status 503")),
+        "{log}"
     );
 }

@@ -217,3 +217,38 @@ pub fn mint(key: &SigningKey, kid: &str, claims: &Value) -> String {
 pub fn github_token(overrides: Value) -> String {
     mint(&key_a(), "a", &github_claims(NOW - 10, overrides))
 }
+
+/// Every log line of this test binary (`<LEVEL> <message>`), captured from the first
+/// [`capture_logs`] on: what the plugin's logger would send to OpenBao's log.
+static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        LOGS.lock()
+            .unwrap()
+            .push(format!("{} {}", record.level(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture;
+
+/// Starts capturing log lines (once per test binary; later calls do nothing).
+pub fn capture_logs() {
+    if log::set_logger(&CAPTURE).is_ok() {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+}
+
+/// Whether a captured log line contains every one of `parts`.
+pub fn logged(parts: &[&str]) -> bool {
+    LOGS.lock()
+        .unwrap()
+        .iter()
+        .any(|l| parts.iter().all(|p| l.contains(p)))
+}
