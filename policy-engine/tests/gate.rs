@@ -421,10 +421,22 @@ fn concurrent_evaluations_each_run_under_their_own_budget() {
                 count
             }));
         }
+        // regorus's process-wide fallback timer is never set: a budget set there by one
+        // evaluation would be read by whichever other one starts meanwhile.
+        let watcher = scope.spawn(|| {
+            let mut samples = 0_u64;
+            while !done.load(Ordering::Relaxed) {
+                let global = regorus::utils::limits::fallback_execution_timer_config();
+                assert_eq!(global, None, "after {samples} samples");
+                samples += 1;
+                std::thread::yield_now();
+            }
+        });
         for t in bounded {
             t.join().unwrap();
         }
         done.store(true, Ordering::Relaxed);
+        watcher.join().unwrap();
         for t in streams {
             assert!(t.join().unwrap() >= 20);
         }
