@@ -70,7 +70,20 @@ pub fn is_fetchable_url(url: &str) -> bool {
     url.starts_with("https://")
         || loopback.iter().any(|l| {
             url.strip_prefix(l).is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with(':') || rest.starts_with('/')
+                // A port, if any, is digits up to the path: `http://127.0.0.1:80@evil.example`
+                // names evil.example as the host (userinfo `127.0.0.1:80`).
+                let path = match rest.strip_prefix(':') {
+                    Some(after) => {
+                        let end = after.find('/').unwrap_or(after.len());
+                        let (port, path) = after.split_at(end);
+                        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                            return false;
+                        }
+                        path
+                    }
+                    None => rest,
+                };
+                path.is_empty() || path.starts_with('/')
             })
         })
 }
@@ -130,5 +143,11 @@ mod tests {
         assert!(!is_fetchable_url("http://localhost.evil.example/jwks"));
         assert!(!is_fetchable_url("http://127.0.0.1.evil.example/"));
         assert!(!is_fetchable_url("ftp://x"));
+        // Userinfo: the host is evil.example, not loopback. A port is digits.
+        assert!(!is_fetchable_url("http://127.0.0.1:80@evil.example/jwks"));
+        assert!(!is_fetchable_url("http://[::1]:1@evil.example/jwks"));
+        assert!(!is_fetchable_url("http://127.0.0.1:/jwks"));
+        assert!(!is_fetchable_url("http://127.0.0.1:8x/jwks"));
+        assert!(is_fetchable_url("http://[::1]:9"));
     }
 }
