@@ -252,27 +252,33 @@ fn input_of(d: &Decision) -> String {
         .unwrap()
 }
 
-/// Every spelling of `access_token` the locator reads as that name.
+/// Every spelling of `access_token` the locator reads as that name, and one it does not (names
+/// are case-sensitive).
 const SPELLINGS: [&str; 8] = [
     "access_token",
     "access%5Ftoken",
     "access%5ftoken",
     "%61ccess_token",
     "%61%63%63%65%73%73%5f%74%6F%6B%65%6E",
-    "access%5Ftoken",
+    "access%5F%74oken",
     "acces%73_token",
     "ACCESS%5Ftoken",
 ];
 
-#[test]
-fn a_query_token_is_found_stripped_and_kept_from_the_policy_however_its_name_is_encoded() {
-    let g = echo_gate(json!({"query": "access_token"}));
-    let t = mint(
+/// A valid GitHub Actions token for the echo gate.
+fn valid_token() -> String {
+    mint(
         &fixtures::rsa_a(),
         Some("a"),
         &claims::github_actions(NOW - 10, AUD),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_query_token_is_found_stripped_and_kept_from_the_policy_however_its_name_is_encoded() {
+    let g = echo_gate(json!({"query": "access_token"}));
+    let t = valid_token();
     for name in SPELLINGS {
         let path = format!("/x?a=1&{name}={t}&b=2");
         let d = check(&g, "GET", &path, &[]);
@@ -312,12 +318,7 @@ fn a_query_token_is_found_stripped_and_kept_from_the_policy_however_its_name_is_
 #[test]
 fn a_cookie_token_is_found_stripped_and_kept_from_the_policy_however_its_name_is_encoded() {
     let g = echo_gate(json!({"cookie": "access_token"}));
-    let t = mint(
-        &fixtures::rsa_a(),
-        Some("a"),
-        &claims::github_actions(NOW - 10, AUD),
-    )
-    .unwrap();
+    let t = valid_token();
     for name in SPELLINGS {
         let cookie = format!("theme=dark; {name}={t}; lang=en");
         let d = check(&g, "GET", "/x", &[("cookie", &cookie)]);
