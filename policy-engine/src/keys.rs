@@ -165,7 +165,7 @@ impl PublicKey {
 
     /// Builds an RSA key from its modulus and exponent (big-endian), refusing weak ones.
     pub fn rsa(n: &[u8], e: &[u8]) -> Result<PublicKey, KeyError> {
-        let (n_bytes, e_bytes) = (n, e);
+        let (roca, e_bytes) = (has_roca_fingerprint(n), e);
         let n = BigUint::from_bytes_be(n);
         let e = BigUint::from_bytes_be(e);
         let bits = n.bits();
@@ -185,7 +185,7 @@ impl PublicKey {
                 "RSA public exponent must be odd and at least 3".to_string(),
             ));
         }
-        if has_roca_fingerprint(n_bytes) {
+        if roca {
             return Err(KeyError::RocaModulus);
         }
         RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
